@@ -1,0 +1,72 @@
+"""AttackerKnowledge: what the attacker holds, built from a threat model and nothing more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from miaudit.threat import DataKnowledge, ThreatModel
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The target's model and training recipe, as far as the attacker knows them."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    recipe: Any = None  # a miaudit.models.TrainingRecipe, or None when unknown
+
+
+@dataclass(frozen=True)
+class AttackerKnowledge:
+    """Everything an attack may use in ``fit``; fields the threat model withholds are None."""
+
+    threat: ThreatModel
+    num_classes: int
+    input_shape: tuple[int, ...]
+    seed: int
+    pool_x: np.ndarray | None = None
+    pool_y: np.ndarray | None = None
+    pool_fingerprint: str | None = None
+    model: ModelSpec | None = None
+    n_shadow_models: int = 4  # how many models the attacker can afford to train
+    cache: Any = None  # a miaudit.models.ModelCache shared by shadow models, or None
+
+    @classmethod
+    def under(
+        cls,
+        threat: ThreatModel,
+        *,
+        num_classes: int,
+        input_shape: tuple[int, ...],
+        seed: int,
+        pool_x: np.ndarray | None,
+        pool_y: np.ndarray | None,
+        pool_fingerprint: str | None,
+        target_model: ModelSpec,
+        n_shadow_models: int = 4,
+        cache: Any = None,
+    ) -> "AttackerKnowledge":
+        """Knowledge restricted to what ``threat`` grants: data, architecture, recipe."""
+        has_data = threat.data >= DataKnowledge.SAME_DISTRIBUTION and pool_x is not None
+        model = None
+        if threat.knows_architecture:
+            model = ModelSpec(
+                target_model.name,
+                dict(target_model.options),
+                target_model.recipe if threat.knows_training_recipe else None,
+            )
+        return cls(
+            threat=threat,
+            num_classes=num_classes,
+            input_shape=tuple(input_shape),
+            seed=seed,
+            pool_x=pool_x if has_data else None,
+            pool_y=pool_y if has_data else None,
+            pool_fingerprint=pool_fingerprint if has_data else None,
+            model=model,
+            n_shadow_models=n_shadow_models,
+            cache=cache,
+        )

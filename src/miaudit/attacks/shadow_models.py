@@ -1,0 +1,69 @@
+"""Shadow models (Shokri et al., "Membership Inference Attacks against Machine Learning Models",
+IEEE S&P 2017): models trained like the target on data the attacker holds, so that the attacker
+knows their membership truth and can calibrate on it.
+
+Plan: paired complementary halves of the attacker's pool. Shadow 2j trains on a random half,
+shadow 2j+1 on the other half, so every pool record is IN for half of the shadows and OUT for
+the rest. All shadows share an architecture and train at once in the ModelBank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from miaudit.attacks.knowledge import AttackerKnowledge
+from miaudit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ShadowModel:
+    """A trained shadow model and which pool records it trained on (``in_idx``) or not."""
+
+    model: Any  # a miaudit.models Classifier (predict_proba / predict_logits)
+    in_idx: np.ndarray
+    out_idx: np.ndarray
+
+
+def half_splits(n_records: int, n_models: int, *, seed: int) -> list[np.ndarray]:
+    """Training subsets: paired complementary random halves of ``range(n_records)``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5AD0]))
+    subsets: list[np.ndarray] = []
+    while len(subsets) < n_models:
+        perm = rng.permutation(n_records)
+        half = n_records // 2
+        subsets.append(np.sort(perm[:half]))
+        subsets.append(np.sort(perm[half:]))
+    return subsets[:n_models]
+
+
+def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress: bool = False) -> list[ShadowModel]:
+    """Train ``n_models`` shadow models with the target's recipe on halves of the attacker's pool."""
+    from miaudit.models import train_many  # models pull in torch; import where needed
+
+    if knowledge.pool_x is None or knowledge.pool_y is None:
+        raise ConfigError("shadow models need same-distribution data (the attacker's pool); the threat model gives none")
+    if knowledge.model is None or knowledge.model.recipe is None:
+        raise ConfigError("shadow models need the target's architecture and training recipe (gray box)")
+    n = len(knowledge.pool_y)
+    if n < 4:
+        raise ConfigError(f"the attacker's pool has {n} records; shadow models need at least 4")
+    subsets = half_splits(n, n_models, seed=knowledge.seed)
+    seeds = [int(s) for s in np.random.default_rng(np.random.SeedSequence([knowledge.seed, 0x5EED5])).integers(0, 2**31 - 1, n_models)]
+    models = train_many(
+        knowledge.model.name,
+        knowledge.pool_x,
+        knowledge.pool_y,
+        subsets,
+        seeds,
+        num_classes=knowledge.num_classes,
+        recipe=knowledge.model.recipe,
+        options=knowledge.model.options,
+        cache=knowledge.cache,
+        data_fingerprint=knowledge.pool_fingerprint,
+        progress=progress,
+    )
+    all_idx = np.arange(n)
+    return [ShadowModel(m, s, np.setdiff1d(all_idx, s)) for m, s in zip(models, subsets)]

@@ -1,0 +1,89 @@
+"""``miaudit audit``: train (or load) the target, run the permitted attacks, print and save results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, console
+from miaudit.errors import ConfigError
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="registered data set (see `miaudit datasets list`) or a CSV/.npz/image-folder path")
+    p.add_argument("--label-column", default=None, help="label column of a CSV data set (default: the last column)")
+    p.add_argument("--model", default=None, help="target model (see `miaudit models`); default depends on the data set")
+    p.add_argument("--seed", type=int, default=0, help="the one seed behind every split, initialisation and sample")
+    p.add_argument("--out", default="results/audit", help="results folder (results.json, scores.csv)")
+    p.add_argument("--threat-model", default="gray-box", help="black-box | gray-box | white-box | label-only")
+    p.add_argument("--attacks", default=None, help="comma-separated attack names (default: all the threat model permits)")
+    p.add_argument("--shadow-models", type=int, default=4, help="shadow models the attacker trains (default 4)")
+    p.add_argument("--epochs", type=int, default=None, help="override the training recipe's epochs")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
+    p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")
+    p.add_argument("--no-cache", action="store_true", help="train everything afresh and cache nothing")
+    add_data_dir_flag(p)
+    add_output_flags(p)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/m" if value is None else f"{value:.4f}"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from miaudit.experiments import AuditConfig, result_summary, run_audit, write_results
+
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
+    attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks else None
+    config = AuditConfig(
+        dataset=args.dataset,
+        label_column=args.label_column,
+        model=args.model,
+        seed=args.seed,
+        threat_model=args.threat_model,
+        attacks=attacks,
+        n_shadow_models=args.shadow_models,
+        recipe={"epochs": args.epochs} if args.epochs is not None else {},
+        n_bootstrap=args.bootstrap,
+        data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+    )
+    out = console(args)
+    result = run_audit(config, progress=not (args.quiet or args.json))
+    json_path, csv_path = write_results(result, Path(args.out))
+    summary = result_summary(result)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+
+    table = Table(
+        title=f"{result.dataset.name} / {result.model_name} / seed {config.seed} / threat model {config.threat_model}",
+        caption="balanced accuracy at each attack's own threshold (source in results.json); n/m = not measurable",
+    )
+    for col in ("attack", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "balanced acc", "target train acc", "target test acc"):
+        table.add_column(col, justify="left" if col == "attack" else "right")
+    for o in result.outcomes:
+        m = o.metrics
+        ci = f" [{m.auc_ci[0]:.3f}, {m.auc_ci[1]:.3f}]" if m.auc_ci else ""
+        table.add_row(
+            o.result.attack,
+            f"{m.auc:.4f}{ci}",
+            _fmt(m.tpr_at_fpr.get(0.01)),
+            _fmt(m.tpr_at_fpr.get(0.001)),
+            _fmt(m.balanced_accuracy),
+            f"{result.train_accuracy:.4f}",
+            f"{result.test_accuracy:.4f}",
+        )
+    out.print(table)
+    for name, reason in result.skipped.items():
+        out.print(f"skipped {name}: {reason}")
+    out.print(f"members {int(result.is_member.sum())}, non-members {int((~result.is_member).sum())}; wrote {json_path} and {csv_path}")
+    return 0
+
+
+COMMANDS.add("audit", Command("Audit a model: train the target, run the attacks, report.", _configure, _run))

@@ -1,0 +1,47 @@
+"""``miaudit attacks`` and ``miaudit models``: print registries, generated from the code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.table import Table
+
+from miaudit.cli.common import COMMANDS, Command, add_output_flags, console
+
+
+def attack_rows() -> list[dict[str, str]]:
+    """One row per registered attack: name, paper, type and required knowledge."""
+    from miaudit.attacks import ATTACKS
+
+    rows = []
+    for name, cls in ATTACKS.items():
+        rows.append({"attack": name, "paper": cls.paper, "type": cls.kind, **cls.requirements.describe()})
+    return rows
+
+
+def _print_rows(args: argparse.Namespace, title: str, rows: list[dict[str, str]]) -> int:
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=title)
+    for col in rows[0] if rows else ():
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row.values())
+    console(args).print(table)
+    return 0
+
+
+def _run_attacks(args: argparse.Namespace) -> int:
+    return _print_rows(args, "Attacks and the knowledge they need (survey Table 2)", attack_rows())
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from miaudit.models import model_names
+
+    return _print_rows(args, "Target and shadow models", [{"model": name} for name in model_names()])
+
+
+COMMANDS.add("attacks", Command("List the registered attacks and what each needs.", add_output_flags, _run_attacks))
+COMMANDS.add("models", Command("List the model architectures and estimators.", add_output_flags, _run_models))

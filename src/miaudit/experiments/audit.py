@@ -1,0 +1,160 @@
+"""The audit: data set -> split -> target -> attacks -> metrics, from one config and one seed.
+
+Membership truth is computed here from the split and handed only to :func:`miaudit.metrics.evaluate`;
+attacks see the target through :class:`TargetAccess` and their knowledge through
+:class:`AttackerKnowledge`, both restricted by the threat model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from miaudit import metrics
+from miaudit.attacks import ATTACKS, AttackerKnowledge, AttackResult, ModelSpec
+from miaudit.data import load_dataset
+from miaudit.data.base import Dataset
+from miaudit.data.split import Split, SplitSizes, evaluation_records, make_split
+from miaudit.errors import ConfigError
+from miaudit.experiments.defaults import defaults_for
+from miaudit.io_utils import stable_hash
+from miaudit.paths import cache_dir as default_cache_dir
+from miaudit.targets.access import TargetAccess
+from miaudit.threat import THREAT_MODELS, check
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Everything that determines an audit. Unset fields take the data set's defaults."""
+
+    dataset: str  # a registered name, or a path to user data (CSV, .npz, image folder)
+    label_column: str | None = None  # for CSV user data
+    model: str | None = None
+    model_options: dict[str, Any] | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)  # overrides of the default recipe
+    seed: int = 0
+    split: SplitSizes | None = None
+    threat_model: str = "gray-box"
+    attacks: tuple[str, ...] | None = None  # None: every registered attack the threat model permits
+    n_shadow_models: int = 4
+    n_bootstrap: int = 200
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+
+
+@dataclass(frozen=True)
+class AttackOutcome:
+    result: AttackResult
+    metrics: metrics.Metrics
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    config: AuditConfig
+    dataset: Dataset
+    split: Split
+    model_name: str
+    model_options: dict[str, Any]
+    recipe: dict[str, Any]
+    train_accuracy: float
+    test_accuracy: float
+    record_indices: np.ndarray
+    is_member: np.ndarray
+    outcomes: list[AttackOutcome]
+    skipped: dict[str, str]
+
+
+def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    return float((model.predict_proba(x).argmax(axis=1) == y).mean())
+
+
+def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
+    """Train (or load from cache) the target, run the permitted attacks, evaluate them."""
+    from miaudit.models import ModelCache, TrainingRecipe, fit_classifier
+
+    threat = THREAT_MODELS.get(config.threat_model)
+    selected = list(config.attacks) if config.attacks is not None else ATTACKS.names()
+    for name in selected:
+        ATTACKS.get(name)  # unknown names fail before any training
+    if config.n_shadow_models < 1:
+        raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
+
+    dataset = load_dataset(config.dataset, config.data_dir)
+    defaults = defaults_for(dataset.name)
+    model_name = config.model or defaults.model
+    model_options = dict(defaults.model_options if config.model_options is None else config.model_options)
+    recipe_dict = {**defaults.recipe, **config.recipe}
+    recipe = TrainingRecipe(**recipe_dict)
+    split = make_split(len(dataset), config.split or defaults.split, seed=config.seed)
+    cache = ModelCache(default_cache_dir(config.cache_dir) / "models") if config.use_cache else None
+
+    target = fit_classifier(
+        model_name,
+        dataset.x[split.target_in],
+        dataset.y[split.target_in],
+        num_classes=dataset.num_classes,
+        seed=config.seed,
+        recipe=recipe,
+        options=model_options,
+        cache=cache,
+        data_fingerprint=stable_hash({"dataset": dataset.fingerprint, "indices": split.target_in}),
+        progress=progress,
+    )
+    train_acc = _accuracy(target, dataset.x[split.target_in], dataset.y[split.target_in])
+    test_acc = _accuracy(target, dataset.x[split.target_out], dataset.y[split.target_out])
+
+    pool = split.attacker_pool
+    knowledge = AttackerKnowledge.under(
+        threat,
+        num_classes=dataset.num_classes,
+        input_shape=dataset.feature_shape,
+        seed=config.seed + 1,  # the attacker's randomness is not the target's
+        pool_x=dataset.x[pool],
+        pool_y=dataset.y[pool],
+        pool_fingerprint=stable_hash({"dataset": dataset.fingerprint, "indices": pool}),
+        target_model=ModelSpec(model_name, model_options, recipe),
+        n_shadow_models=config.n_shadow_models,
+        cache=cache,
+    )
+    record_idx, is_member = evaluation_records(split, seed=config.seed)
+    x_eval, y_eval = dataset.x[record_idx], dataset.y[record_idx]
+
+    outcomes: list[AttackOutcome] = []
+    skipped: dict[str, str] = {}
+    for name in selected:
+        attack_cls = ATTACKS.get(name)
+        reason = check(attack_cls.requirements, threat)
+        if reason is not None:
+            skipped[name] = reason
+            continue
+        attack = attack_cls().fit(knowledge)
+        access = TargetAccess(target, threat, input_shape=dataset.feature_shape)
+        result = attack.score(access, x_eval, y_eval)
+        m = metrics.evaluate(
+            result.scores,
+            is_member,
+            threshold=result.threshold,
+            threshold_source=result.threshold_source,
+            n_bootstrap=config.n_bootstrap,
+            seed=config.seed,
+        )
+        outcomes.append(AttackOutcome(result, m))
+
+    return AuditResult(
+        config=config,
+        dataset=dataset,
+        split=split,
+        model_name=model_name,
+        model_options=model_options,
+        recipe=recipe.to_dict(),
+        train_accuracy=train_acc,
+        test_accuracy=test_acc,
+        record_indices=record_idx,
+        is_member=is_member,
+        outcomes=outcomes,
+        skipped=skipped,
+    )

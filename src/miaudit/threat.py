@@ -1,0 +1,130 @@
+"""Threat models: what the attacker knows and what it may see of the target.
+
+Follows the survey's classification (Computer Science 2023, section 3, Table 1), itself after
+Shokri et al. (S&P 2017), Salem et al. (NDSS 2019) and Nasr et al. (S&P 2019):
+
+- output knowledge: label only < top-k probabilities < full probability vector < white box
+  (losses, gradients, activations, parameters);
+- model knowledge: the architecture (gray box) and the parameters (white box);
+- training knowledge: the training procedure and hyper-parameters (the "recipe");
+- data knowledge: none, same-distribution data (the attacker's pool), part of the training set.
+
+Attacks declare a :class:`Requirements`; :func:`check` compares it with a :class:`ThreatModel`
+and returns the reason a mismatch is refused. Nothing is ever silently granted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from miaudit.errors import ConfigError
+from miaudit.registry import Registry
+
+
+class OutputAccess(IntEnum):
+    """What one query to the target returns, ordered from least to most revealing."""
+
+    LABEL = 0
+    TOP_K = 1
+    PROBABILITIES = 2
+    WHITE_BOX = 3
+
+
+class DataKnowledge(IntEnum):
+    """What data the attacker holds, ordered from least to most."""
+
+    NONE = 0
+    SAME_DISTRIBUTION = 1
+    PARTIAL_TRAINING_SET = 2
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """The attacker's knowledge, one field per kind in the survey's Table 1."""
+
+    name: str
+    output: OutputAccess
+    top_k: int | None = None  # only with output=TOP_K
+    knows_architecture: bool = False
+    knows_parameters: bool = False
+    knows_training_recipe: bool = False
+    data: DataKnowledge = DataKnowledge.SAME_DISTRIBUTION
+    query_budget: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.output == OutputAccess.TOP_K) != (self.top_k is not None):
+            raise ConfigError("a threat model gives top_k exactly when its output access is top-k")
+        if self.top_k is not None and self.top_k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
+        if self.knows_parameters and not self.knows_architecture:
+            raise ConfigError("knowing the parameters implies knowing the architecture")
+        if self.output == OutputAccess.WHITE_BOX and not self.knows_parameters:
+            raise ConfigError("white-box output access needs knowledge of the parameters")
+        if self.query_budget is not None and self.query_budget < 0:
+            raise ConfigError(f"query budget must be >= 0, got {self.query_budget}")
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What an attack needs from the threat model to run."""
+
+    output: OutputAccess
+    min_top_k: int | None = None  # with output=TOP_K: at least this many classes
+    architecture: bool = False
+    parameters: bool = False
+    training_recipe: bool = False
+    data: DataKnowledge = DataKnowledge.NONE
+    shadow_models: bool = False  # trains models of its own (needs architecture + recipe or a stand-in)
+
+    def describe(self) -> dict[str, str]:
+        out = self.output.name.lower().replace("_", "-")
+        if self.output == OutputAccess.TOP_K and self.min_top_k:
+            out = f"top-{self.min_top_k}"
+        model = "parameters" if self.parameters else ("architecture" if self.architecture else "none")
+        return {
+            "output": out,
+            "model": model,
+            "training": "recipe" if self.training_recipe else "none",
+            "data": self.data.name.lower().replace("_", "-"),
+        }
+
+
+def check(req: Requirements, threat: ThreatModel) -> str | None:
+    """None if ``threat`` permits an attack with ``req``, else a one-line reason."""
+    if threat.output < req.output:
+        return f"needs {req.output.name.lower()} output, the threat model gives {threat.output.name.lower()}"
+    if (
+        req.output == OutputAccess.TOP_K
+        and threat.output == OutputAccess.TOP_K
+        and req.min_top_k is not None
+        and (threat.top_k or 0) < req.min_top_k
+    ):
+        return f"needs the top-{req.min_top_k} probabilities, the threat model gives top-{threat.top_k}"
+    if req.architecture and not threat.knows_architecture:
+        return "needs the target's architecture"
+    if req.parameters and not threat.knows_parameters:
+        return "needs the target's parameters"
+    if req.training_recipe and not threat.knows_training_recipe:
+        return "needs the target's training recipe"
+    if threat.data < req.data:
+        return f"needs {req.data.name.lower().replace('_', ' ')} data, the threat model gives {threat.data.name.lower().replace('_', ' ')}"
+    return None
+
+
+THREAT_MODELS: Registry[ThreatModel] = Registry("threat model")
+# Presets after the survey's Table 1. Black box: outputs only, plus same-distribution data.
+# Gray box: also the architecture and the training recipe. White box: also the parameters.
+for _preset in (
+    ThreatModel("black-box", OutputAccess.PROBABILITIES),
+    ThreatModel("gray-box", OutputAccess.PROBABILITIES, knows_architecture=True, knows_training_recipe=True),
+    ThreatModel(
+        "white-box",
+        OutputAccess.WHITE_BOX,
+        knows_architecture=True,
+        knows_parameters=True,
+        knows_training_recipe=True,
+    ),
+    ThreatModel("label-only", OutputAccess.LABEL),
+):
+    THREAT_MODELS.add(_preset.name, _preset)
