@@ -26,4 +26,4 @@ class CorrectnessAttack(Attack):
         before = access.queries
         correct = (access.predict_label(x) == y).astype(np.float64)
         # The rule needs no calibration: 1 = member, 0 = non-member.
-        return self._result(access, before, len(y), correct, threshold=0.5, threshold_source="fixed rule")
+        return self._result(access, before, len(y), correct, threshold=0.5, threshold_source="fixed by the attack")

@@ -47,9 +47,9 @@ class LossAttack(Attack):
     def fit(self, knowledge: AttackerKnowledge) -> "LossAttack":
         self.n_shadow = knowledge.n_shadow_models
         shadows = train_shadow_models(knowledge, self.n_shadow)
-        assert knowledge.pool_x is not None and knowledge.pool_y is not None  # checked by train_shadow_models
+        pool_x, pool_y = knowledge.pool_x, knowledge.pool_y  # present: train_shadow_models checked
         train_scores = [
-            log_true_class_probability(s.model.predict_proba(knowledge.pool_x[s.in_idx]), knowledge.pool_y[s.in_idx])
+            log_true_class_probability(s.model.predict_proba(pool_x[s.in_idx]), pool_y[s.in_idx])
             for s in shadows
         ]
         self.threshold = float(np.mean(np.concatenate(train_scores)))
@@ -66,5 +66,6 @@ class LossAttack(Attack):
             len(y),
             scores,
             threshold=self.threshold,
-            threshold_source=f"shadow models ({self.n_shadow}, mean training loss)",
+            threshold_source="shadow models",
+            details={"threshold_rule": "mean training log p_y of the shadow models", "shadow_models": self.n_shadow},
         )
