@@ -37,15 +37,22 @@ def _run(args: argparse.Namespace) -> int:
             table.add_row(*row.values())
         out.print(table)
         return 0
-    names = args.names or [s.name for s in specs]
-    action = data.fetch_dataset if args.action == "fetch" else data.verify_dataset
-    reports = {name: action(name, args.data_dir) for name in names}
-    if args.json:
-        print(json.dumps(reports, indent=2, default=str))
+    names = args.names or [s.name for s in specs if not s.embedded]
+    if args.action == "fetch":
+        fetched = {name: {f: str(p) for f, p in data.fetch_dataset(name, args.data_dir).items()} for name in names}
+        if args.json:
+            print(json.dumps(fetched, indent=2))
+        for name, files in fetched.items():
+            out.print(f"{name}: " + ", ".join(files.values()))
         return 0
-    for name, report in reports.items():
-        out.print(f"{name}: {report}")
-    return 0
+    reports = {name: data.verify_dataset(name, args.data_dir) for name in names}
+    if args.json:
+        print(json.dumps({n: [r.to_dict() for r in rs] for n, rs in reports.items()}, indent=2))
+    for name, file_reports in reports.items():
+        for report in file_reports:
+            out.print(f"{name}: {report}")
+    # Exit 2 when a present file fails its checksum: the user must replace it.
+    return 2 if any(r.status == "mismatch" for rs in reports.values() for r in rs) else 0
 
 
 COMMANDS.add("datasets", Command("List, fetch or verify data sets.", _configure, _run))

@@ -15,7 +15,7 @@ import numpy as np
 
 from miaudit import metrics
 from miaudit.attacks import ATTACKS, AttackerKnowledge, AttackResult, ModelSpec
-from miaudit.data import load_dataset
+from miaudit.data import load_dataset, load_user_data
 from miaudit.data.base import Dataset
 from miaudit.data.split import Split, SplitSizes, evaluation_records, make_split
 from miaudit.errors import ConfigError
@@ -72,6 +72,16 @@ def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float((model.predict_proba(x).argmax(axis=1) == y).mean())
 
 
+def _load(config: AuditConfig) -> Dataset:
+    """A registered data set by name, or the user's own file or folder by path."""
+    path = Path(config.dataset).expanduser()
+    if path.exists():
+        return load_user_data(path, label_column=config.label_column)
+    if config.label_column is not None:
+        raise ConfigError(f"--label-column applies to user data files, and {config.dataset!r} is not a file")
+    return load_dataset(config.dataset, config.data_dir)
+
+
 def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     """Train (or load from cache) the target, run the permitted attacks, evaluate them."""
     from miaudit.models import ModelCache, TrainingRecipe, fit_classifier
@@ -83,7 +93,7 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     if config.n_shadow_models < 1:
         raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
 
-    dataset = load_dataset(config.dataset, config.data_dir)
+    dataset = _load(config)
     defaults = defaults_for(dataset.name)
     model_name = config.model or defaults.model
     model_options = dict(defaults.model_options if config.model_options is None else config.model_options)

@@ -1,0 +1,358 @@
+"""A user's own data: CSV tables, NPZ arrays and image folders.
+
+Every reader returns a :class:`Dataset`; :func:`load_user_data` picks the reader by the path's
+extension (or ``directory``) through :data:`USER_FORMATS`. String labels become indices in
+sorted order and the original strings are kept as ``class_names``. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from miaudit.data.base import Dataset
+from miaudit.errors import ConfigError, DataError
+from miaudit.registry import Registry
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+LABEL_COLUMN_NAMES = ("label", "labels", "y", "class", "target")
+_SPLITS = ("train", "test")
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+def encode_labels(values: np.ndarray, *, source: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Labels -> (int64 indices, class names).
+
+    Non-negative integers are kept as they are (class ``k`` stays ``k``); anything else
+    (strings, negative numbers) is mapped to indices in sorted order.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "US":
+        as_int = _integers(values)
+        if as_int is None:
+            names, y = np.unique(values.astype(str), return_inverse=True)
+            if any(n.strip() == "" for n in names):
+                raise DataError(f"{source}: some labels are empty; fill them in or drop those rows")
+            return y.astype(np.int64), tuple(str(n) for n in names)
+        values = as_int
+    if values.dtype.kind == "b":
+        values = values.astype(np.int64)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all() or (values != np.round(values)).any():
+            raise DataError(f"{source}: labels are fractional or NaN; labels must be class names or integers")
+        values = values.astype(np.int64)
+    if values.dtype.kind not in "iu":
+        raise DataError(f"{source}: labels of type {values.dtype} are not supported; use integers or strings")
+    values = values.astype(np.int64)
+    if len(values) and values.min() >= 0:
+        return values, tuple(str(i) for i in range(int(values.max()) + 1))
+    names, y = np.unique(values, return_inverse=True)
+    return y.astype(np.int64), tuple(str(n) for n in names)
+
+
+def _integers(values: np.ndarray) -> np.ndarray | None:
+    try:
+        return np.array([int(v) for v in values.astype(str)], dtype=np.int64)
+    except ValueError:
+        return None
+
+
+def _check_finite(x: np.ndarray, source: str, columns: Sequence[str] | None = None) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0][:2])
+        where = f"row {row + 1}, column {columns[col]!r}" if columns else f"record {row}"
+        raise DataError(
+            f"{source}: {int(bad.sum())} feature value(s) are NaN or infinite (first at {where}); "
+            "fill in or drop missing values before loading"
+        )
+
+
+# ----------------------------------------------------------------------------- CSV
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _label_index(label_column: int | str | None, header: list[str] | None, width: int, source: str) -> int:
+    if isinstance(label_column, str):
+        if header is None:
+            raise ConfigError(f"{source} has no header row, so label_column must be a column index, e.g. 0 or -1")
+        lowered = [h.strip().lower() for h in header]
+        if label_column in header:
+            return header.index(label_column)
+        if label_column.lower() in lowered:
+            return lowered.index(label_column.lower())
+        raise ConfigError(f"{source} has no column {label_column!r}; its columns are {', '.join(header)}")
+    if label_column is None:
+        if header is not None:
+            for name in LABEL_COLUMN_NAMES:
+                if name in (h.strip().lower() for h in header):
+                    return [h.strip().lower() for h in header].index(name)
+        raise ConfigError(
+            f"{source}: say which column holds the labels with label_column (a column name, or an "
+            f"index such as 0 for the first or -1 for the last); no column is named {'/'.join(LABEL_COLUMN_NAMES)}"
+        )
+    if not -width <= label_column < width:
+        raise ConfigError(f"{source}: label_column {label_column} is out of range for {width} columns")
+    return label_column % width
+
+
+def load_csv(
+    path: str | os.PathLike[str],
+    label_column: int | str | None = None,
+    *,
+    delimiter: str | None = None,
+    header: bool | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """A CSV (or TSV) table: one column of labels, every other column a numeric feature.
+
+    ``label_column`` is a header name or a column index (negative counts from the end); if
+    None, a column named label/labels/y/class/target is used. ``header`` None means: the first
+    row is a header if any of its feature cells is not a number. ``delimiter`` defaults to a
+    tab for ``.tsv`` files and a comma otherwise.
+    """
+    path = Path(path)
+    source = str(path)
+    delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f, delimiter=delimiter) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{source} cannot be read as a text CSV file ({exc})") from None
+    if not rows:
+        raise DataError(f"{source} is empty")
+    width = len(rows[0])
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise DataError(f"{source}: row {i + 1} has {len(r)} fields, the first row {width}; fix the file")
+    if width < 2:
+        raise DataError(f"{source}: found one column; a label column and at least one feature are needed")
+    if header is None:
+        skip = label_column if isinstance(label_column, int) and -width <= label_column < width else None
+        cells = [c for j, c in enumerate(rows[0]) if skip is None or j != skip % width]
+        header = isinstance(label_column, str) or not all(_is_number(c) for c in cells)
+    names = [c.strip() for c in rows[0]] if header else None
+    body = rows[1:] if header else rows
+    if not body:
+        raise DataError(f"{source} has a header but no data rows")
+    li = _label_index(label_column, names, width, source)
+    feature_cols = [j for j in range(width) if j != li]
+    table = np.array(body, dtype=str)
+    try:
+        x = table[:, feature_cols].astype(np.float64)
+    except ValueError:
+        for i, r in enumerate(body):
+            for j in feature_cols:
+                if not _is_number(r[j]):
+                    where = f"{source}: row {i + 1 + bool(header)}, column {names[j] if names else j!r}"
+                    if not r[j].strip():
+                        raise DataError(f"{where} is empty; fill in or drop missing values before loading") from None
+                    raise DataError(
+                        f"{where} holds {r[j][:30]!r}, not a number; features must be numeric "
+                        "(encode categories as numbers first)"
+                    ) from None
+        raise
+    col_names = [names[j] if names else str(j) for j in feature_cols]
+    _check_finite(x, source, col_names)
+    y, class_names = encode_labels(np.char.strip(table[:, li]), source=source)
+    return Dataset(name or path.stem, x.astype(np.float32), y, len(class_names), class_names=class_names)
+
+
+# ----------------------------------------------------------------------------- NPZ
+
+
+def load_npz(path: str | os.PathLike[str], *, name: str | None = None) -> Dataset:
+    """Arrays ``x`` (n, features...) and ``y`` (n,) from an ``.npz`` file (optional ``class_names``).
+
+    Loaded with ``allow_pickle=False``: an object array is refused, never unpickled.
+    """
+    path = Path(path)
+    how = "save it with np.savez(path, x=features.astype('float32'), y=labels)"
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} is a single .npy array, not an .npz archive; {how}")
+        with loaded as z:
+            missing = [k for k in ("x", "y") if k not in z.files]
+            if missing:
+                raise DataError(
+                    f"{path} lacks array(s) {', '.join(missing)} (has {', '.join(z.files) or 'none'}); {how}"
+                )
+            x, y = z["x"], z["y"]
+            class_names = z["class_names"] if "class_names" in z.files else None
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DataError(
+                f"{path} holds an object (pickled) array, which miaudit never loads because unpickling can run "
+                f"code; {how}"
+            ) from None
+        raise DataError(f"{path} is not a valid .npz file ({exc}); {how}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a readable .npz file ({exc}); {how}") from None
+    if x.dtype.kind not in "biuf" or x.ndim < 2:
+        raise DataError(f"{path}: x must be a numeric array of shape (n, features...), got {x.dtype} {x.shape}; {how}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{path}: y must be a vector with one label per row of x, got {y.shape} for x {x.shape}")
+    x = x.astype(np.float32)
+    _check_finite(x, str(path))
+    if class_names is not None:
+        if class_names.dtype.kind not in "US" or class_names.ndim != 1 or y.dtype.kind not in "iu":
+            raise DataError(f"{path}: class_names must be a vector of strings naming the integer labels in y")
+        names = tuple(str(c) for c in class_names)
+        if len(y) and (y.min() < 0 or y.max() >= len(names)):
+            raise DataError(f"{path}: labels must lie in [0, {len(names)}) to match class_names")
+        return Dataset(name or path.stem, x, y.astype(np.int64), len(names), class_names=names)
+    y_idx, names = encode_labels(y, source=str(path))
+    return Dataset(name or path.stem, x, y_idx, len(names), class_names=names)
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def decode_image(data: bytes, source: str, mode: str | None = None) -> np.ndarray:
+    """PNG/JPEG bytes -> uint8 array (H, W) for grayscale or (H, W, 3) for colour.
+
+    ``mode`` ("L" or "RGB") forces one; by default grayscale stays grayscale and every other
+    mode (palette, alpha, CMYK...) becomes RGB.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as im:
+            target = mode or ("L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB")
+            if im.mode != target:
+                im = im.convert(target)
+            channels = 1 if target == "L" else 3
+            # tobytes + frombuffer is several times faster than np.asarray on tiny images
+            pixels = np.frombuffer(im.tobytes(), dtype=np.uint8)
+            shape = (im.height, im.width) if channels == 1 else (im.height, im.width, channels)
+            return pixels.reshape(shape)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{source} is not a readable PNG or JPEG image ({exc})") from None
+
+
+def images_to_array(images: Sequence[np.ndarray], source: str) -> np.ndarray:
+    """Stack decoded images into uint8 (n, C, H, W); grayscale is widened to RGB if colour is mixed in."""
+    if not images:
+        raise DataError(f"{source}: no images found")
+    shapes = {im.shape[:2] for im in images}
+    if len(shapes) > 1:
+        raise DataError(f"{source}: images have different sizes {sorted(shapes)[:4]}; resize them to one size first")
+    if all(im.ndim == 2 for im in images):
+        return np.stack(images)[:, None, :, :]
+    rgb = [np.repeat(im[:, :, None], 3, axis=2) if im.ndim == 2 else im for im in images]
+    return np.stack(rgb).transpose(0, 3, 1, 2)
+
+
+def scan_class_folders(root: Path) -> dict[str, list[Path]]:
+    """``<root>/<class>/<image>`` -> {class: sorted image paths}; hidden entries are skipped."""
+    out: dict[str, list[Path]] = {}
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and not d.name.startswith("."):
+            files = sorted(
+                p
+                for p in d.iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )
+            if files:
+                out[d.name] = files
+    return out
+
+
+def read_image_tree(
+    root: Path, class_names: Sequence[str] | None = None, *, mode: str | None = None
+) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Decode an image folder: (class names, {part: (uint8 (n, C, H, W), int64 labels)}).
+
+    With ``train/`` and ``test/`` subfolders the parts are those; otherwise one part ``all``.
+    Labels index ``class_names`` (default: the sorted union of the class folders' names).
+    """
+    split = all((root / s).is_dir() for s in _SPLITS)
+    trees = {s: scan_class_folders(root / s) for s in _SPLITS} if split else {"all": scan_class_folders(root)}
+    found = sorted({c for t in trees.values() for c in t})
+    if not found:
+        raise DataError(f"{root}: no <class>/<image>.png|jpg files found; lay out images as <root>/<class>/<file>")
+    names = list(class_names) if class_names is not None else found
+    unknown = sorted(set(found) - set(names))
+    if unknown:
+        raise DataError(f"{root}: unexpected class folders {', '.join(unknown)}; expected {', '.join(names)}")
+    index = {c: i for i, c in enumerate(names)}
+    out = {}
+    for part, tree in trees.items():
+        images, labels = [], []
+        for cls, files in tree.items():
+            for p in files:
+                images.append(decode_image(p.read_bytes(), str(p), mode))
+                labels.append(index[cls])
+        if images:
+            out[part] = (images_to_array(images, str(root / part)), np.asarray(labels, dtype=np.int64))
+    shapes = {a.shape[1:] for a, _ in out.values()}
+    if len(shapes) > 1:
+        raise DataError(f"{root}: train and test images differ in size or channels {sorted(shapes)}")
+    return names, out
+
+
+def load_image_folder(path: str | os.PathLike[str], *, name: str | None = None) -> Dataset:
+    """Images in ``<root>/<class>/*.png|jpg``, or in ``<root>/train/<class>/`` and ``<root>/test/<class>/``.
+
+    Classes are the folder names in sorted order. Images must share one size; x is float32
+    (n, C, H, W) in [0, 1] with C = 1 if all images are grayscale, else 3.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder")
+    names, tree = read_image_tree(root)
+    x = np.concatenate([a for a, _ in tree.values()]).astype(np.float32) / np.float32(255.0)
+    y = np.concatenate([lab for _, lab in tree.values()])
+    parts: dict[str, np.ndarray] = {}
+    if "all" not in tree:
+        start = 0
+        for part, (_, lab) in tree.items():
+            parts[part] = np.arange(start, start + len(lab))
+            start += len(lab)
+    return Dataset(name or root.name, x, y, len(names), class_names=tuple(names), parts=parts)
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+UserLoader = Callable[[Path, "int | str | None"], Dataset]
+USER_FORMATS: Registry[UserLoader] = Registry("user data format")
+"""Readers of user data by file extension (``.csv``) or ``directory``."""
+
+
+def _no_label_column(kind: str, loader: Callable[[Path], Dataset]) -> UserLoader:
+    def load(path: Path, label_column: int | str | None) -> Dataset:
+        if label_column is not None:
+            raise ConfigError(f"label_column applies to CSV files only; {kind} carry their labels themselves")
+        return loader(path)
+
+    return load
+
+
+USER_FORMATS.add(".csv", lambda path, label_column: load_csv(path, label_column))
+USER_FORMATS.add(".tsv", lambda path, label_column: load_csv(path, label_column))
+USER_FORMATS.add(".npz", _no_label_column(".npz files (array y)", load_npz))
+USER_FORMATS.add("directory", _no_label_column("image folders (one folder per class)", load_image_folder))
+
+
+def load_user_data(path: str | os.PathLike[str], *, label_column: int | str | None = None) -> Dataset:
+    """Load a user's data set, choosing the reader by extension (``.csv``, ``.tsv``, ``.npz``) or folder."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"{p} does not exist; give the path of a .csv/.npz file or an image folder")
+    kind = "directory" if p.is_dir() else p.suffix.lower()
+    return USER_FORMATS.get(kind)(p, label_column)
