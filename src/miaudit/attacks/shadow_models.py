@@ -39,10 +39,38 @@ def half_splits(n_records: int, n_models: int, *, seed: int) -> list[np.ndarray]
     return subsets[:n_models]
 
 
+def train_many(
+    model_name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    subsets: list[np.ndarray],
+    seeds: list[int],
+    *,
+    num_classes: int,
+    recipe: Any,
+    options: dict[str, Any] | None = None,
+    cache: Any = None,
+    data_fingerprint: str | None = None,
+    progress: bool = False,
+) -> list[Any]:
+    """One model per (subset, seed): torch architectures all at once in the ModelBank,
+    scikit-learn estimators one after another (they are cheap)."""
+    from miaudit.models import ARCHITECTURES, ArchConfig, fit_classifier, train_bank  # torch: import when needed
+
+    if model_name in ARCHITECTURES:
+        bank = train_bank(
+            ArchConfig(model_name, options or {}), recipe, x, y, subsets, seeds,
+            num_classes=num_classes, cache=cache, data_fingerprint=data_fingerprint, progress=progress,
+        )  # fmt: skip
+        return list(bank)
+    return [
+        fit_classifier(model_name, x, y, num_classes=num_classes, seed=seed, options=options, train_indices=subset)
+        for subset, seed in zip(subsets, seeds)
+    ]
+
+
 def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress: bool = False) -> list[ShadowModel]:
     """Train ``n_models`` shadow models with the target's recipe on halves of the attacker's pool."""
-    from miaudit.models import train_many  # models pull in torch; import where needed
-
     if knowledge.pool_x is None or knowledge.pool_y is None:
         raise ConfigError("shadow models need same-distribution data (the attacker's pool); the threat model gives none")
     if knowledge.model is None or knowledge.model.recipe is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +33,9 @@ COMMANDS: Registry[Command] = Registry("command")
 def console(args: argparse.Namespace) -> Console:
     """Console for human output; silent with --quiet or --json (JSON goes to stdout alone)."""
     quiet = getattr(args, "quiet", False) or getattr(args, "json", False)
-    return Console(quiet=quiet, highlight=False)
+    # Piped output (logs, tests) would otherwise be cut to 80 columns and truncate names.
+    width = None if sys.stdout.isatty() else 160
+    return Console(quiet=quiet, highlight=False, width=width)
 
 
 def add_output_flags(parser: argparse.ArgumentParser) -> None:

@@ -38,9 +38,11 @@ def _run_attacks(args: argparse.Namespace) -> int:
 
 
 def _run_models(args: argparse.Namespace) -> int:
-    from miaudit.models import model_names
+    from miaudit.models import ARCHITECTURES, ESTIMATORS, make_estimator
 
-    return _print_rows(args, "Target and shadow models", [{"model": name} for name in model_names()])
+    rows = [{"model": n, "kind": "torch (ModelBank)", "about": spec.description} for n, spec in ARCHITECTURES.items()]
+    rows += [{"model": n, "kind": "scikit-learn", "about": type(make_estimator(n, 0)).__name__} for n in ESTIMATORS.names()]
+    return _print_rows(args, "Target and shadow models", rows)
 
 
 COMMANDS.add("attacks", Command("List the registered attacks and what each needs.", add_output_flags, _run_attacks))

@@ -104,14 +104,15 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
 
     target = fit_classifier(
         model_name,
-        dataset.x[split.target_in],
-        dataset.y[split.target_in],
+        dataset.x,
+        dataset.y,
         num_classes=dataset.num_classes,
         seed=config.seed,
         recipe=recipe,
         options=model_options,
         cache=cache,
-        data_fingerprint=stable_hash({"dataset": dataset.fingerprint, "indices": split.target_in}),
+        data_fingerprint=dataset.fingerprint,
+        train_indices=split.target_in,
         progress=progress,
     )
     train_acc = _accuracy(target, dataset.x[split.target_in], dataset.y[split.target_in])

@@ -27,7 +27,7 @@ DEFAULTS: Registry[AuditDefaults] = Registry("data set default")
 _TABULAR_RECIPE = {"optimizer": "adam", "lr": 1e-3, "epochs": 30, "batch_size": 64}
 _IMAGE_RECIPE = {"optimizer": "adam", "lr": 1e-3, "epochs": 15, "batch_size": 64}
 
-DEFAULTS.add("digits", AuditDefaults("mlp", {"hidden": [128], "activation": "tanh"}, {**_TABULAR_RECIPE, "epochs": 40}))
+DEFAULTS.add("digits", AuditDefaults("mlp", {"hidden": [256], "activation": "tanh"}, {**_TABULAR_RECIPE, "epochs": 100}))
 DEFAULTS.add("location30", AuditDefaults("mlp", {"hidden": [128], "activation": "tanh"}, _TABULAR_RECIPE))
 DEFAULTS.add("purchase100", AuditDefaults("mlp", {"hidden": [128], "activation": "tanh"}, _TABULAR_RECIPE))
 DEFAULTS.add("texas100", AuditDefaults("mlp", {"hidden": [128], "activation": "tanh"}, _TABULAR_RECIPE))

@@ -1,0 +1,280 @@
+"""Torch architectures for targets and shadow models, built from a small hashable config.
+
+An :class:`ArchConfig` names a registered architecture and its options. It is frozen, hashable
+and JSON-able so that it can be part of a cache key. Modules return logits: the softmax is
+applied by the classifier wrapper, never inside the module, so that attacks can read logits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from miaudit.errors import ConfigError
+from miaudit.registry import Registry
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise nonlinearity with the pieces the hand-written MLP backward needs.
+
+    ``forward_`` applies it in place; ``backward_(grad, out)`` multiplies ``grad`` in place by
+    the derivative expressed through the activation's *output* (so the input need not be kept).
+    """
+
+    module: Callable[[], nn.Module]
+    forward_: Callable[[torch.Tensor], torch.Tensor]
+    backward_: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _tanh_(z: torch.Tensor) -> torch.Tensor:
+    # tanh(z) = 2 sigmoid(2z) - 1: PyTorch's vectorised CPU sigmoid is several times faster than
+    # its tanh, and the result differs from torch.tanh by at most ~2e-7 (absolute).
+    return z.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+
+
+# The backward helpers call the same fused ATen kernels autograd uses for these activations
+# (one pass, written in place), so the bank's hand-written backward matches autograd's.
+def _tanh_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=grad)
+
+
+def _relu_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    # relu(z) > 0 exactly where z > 0, so the output serves as the mask.
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
+
+
+def _sigmoid_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.ops.aten.sigmoid_backward.grad_input(grad, out, grad_input=grad)
+
+
+ACTIVATIONS: Registry[Activation] = Registry("activation")
+ACTIVATIONS.add("tanh", Activation(nn.Tanh, _tanh_, _tanh_backward_))
+ACTIVATIONS.add("relu", Activation(nn.ReLU, torch.Tensor.relu_, _relu_backward_))
+ACTIVATIONS.add("sigmoid", Activation(nn.Sigmoid, torch.Tensor.sigmoid_, _sigmoid_backward_))
+
+
+def _freeze(value: Any) -> Any:
+    """Lists become tuples (hashable); everything else is kept."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    """Tuples become lists (what JSON round-trips to, so hashes agree after a reload)."""
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """A registered architecture name plus options, e.g. ``ArchConfig("mlp", {"hidden": (64,)})``.
+
+    ``options`` may be given as a mapping or as ``(key, value)`` pairs; it is stored as a sorted
+    tuple so that equal configs are equal and hash alike. Use :meth:`resolved` to fill in the
+    architecture's defaults (cache keys use the resolved form, so spelling a default out
+    explicitly does not change the key).
+    """
+
+    name: str
+    options: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
+
+    def __post_init__(self) -> None:
+        items = self.options.items() if isinstance(self.options, Mapping) else self.options
+        frozen = tuple(sorted((str(k), _freeze(v)) for k, v in items))
+        object.__setattr__(self, "options", frozen)
+
+    @classmethod
+    def of(cls, name: str, **options: Any) -> ArchConfig:
+        return cls(name, options)
+
+    def option_dict(self) -> dict[str, Any]:
+        return dict(self.options)  # type: ignore[arg-type]
+
+    def resolved(self) -> ArchConfig:
+        """This config with the architecture's defaults filled in, validated."""
+        spec = ARCHITECTURES.get(self.name)
+        return ArchConfig(self.name, spec.resolve_options(self.option_dict()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": {k: _thaw(v) for k, v in self.option_dict().items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ArchConfig:
+        return cls(data["name"], dict(data.get("options", {})))
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A registered architecture: a builder, its default options and the bank engine to use.
+
+    ``build(input_shape, num_classes, **options)`` returns an uninitialised module (weights are
+    set by :func:`init_module`). ``engine`` names an entry of ``miaudit.models.engines.ENGINES``.
+    """
+
+    build: Callable[..., nn.Module]
+    defaults: Mapping[str, Any]
+    engine: str = "functional"
+    description: str = ""
+    validators: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+
+    def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise ConfigError(
+                f"unknown architecture option(s) {', '.join(unknown)}; "
+                f"known options: {', '.join(sorted(self.defaults)) or '(none)'}"
+            )
+        merged = {**self.defaults, **options}
+        return {k: _freeze(self.validators.get(k, _identity)(v)) for k, v in merged.items()}
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _positive_ints(name: str, allow_empty: bool) -> Callable[[Any], tuple[int, ...]]:
+    def check(value: Any) -> tuple[int, ...]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = (value,)
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        )
+        if not ok or (not allow_empty and not value):
+            raise ConfigError(f"option {name!r} must be a list of positive integers, got {value!r}")
+        return tuple(value)
+
+    return check
+
+
+def _activation_name(value: Any) -> str:
+    ACTIVATIONS.get(value)  # raises UnknownNameError listing the known activations
+    return str(value)
+
+
+ARCHITECTURES: Registry[ArchSpec] = Registry("architecture")
+
+
+def _mlp(input_shape: tuple[int, ...], num_classes: int, *, hidden: tuple[int, ...], activation: str) -> nn.Module:
+    act = ACTIVATIONS.get(activation)
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for h in hidden:
+        layers += [nn.Linear(width, h), act.module()]
+        width = h
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+ARCHITECTURES.add(
+    "mlp",
+    ArchSpec(
+        build=_mlp,
+        # (128,) tanh is the Location30/Purchase100 shadow model of Shokri et al. (S&P 2017);
+        # Nasr et al. use (1024, 512, 256, 128).
+        defaults={"hidden": (128,), "activation": "tanh"},
+        engine="stacked_mlp",
+        description="fully connected network on flattened input",
+        validators={"hidden": _positive_ints("hidden", allow_empty=True), "activation": _activation_name},
+    ),
+)
+
+
+def _cnn(
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    channels: tuple[int, ...],
+    hidden: tuple[int, ...],
+    activation: str,
+) -> nn.Module:
+    if len(input_shape) != 3:
+        raise ConfigError(f"cnn needs images shaped (channels, height, width), got input shape {input_shape}")
+    act = ACTIVATIONS.get(activation)
+    in_ch, height, width = input_shape
+    shrink = 2 ** len(channels)
+    if height < shrink or width < shrink:
+        raise ConfigError(
+            f"cnn with {len(channels)} pooling blocks needs images of at least {shrink}x{shrink}, "
+            f"got {height}x{width}; use fewer channels entries or the mlp"
+        )
+    layers: list[nn.Module] = []
+    for ch in channels:
+        # 3x3 'same' convolution then 2x2 max-pool: the size only shrinks in the pooling.
+        layers += [nn.Conv2d(in_ch, ch, kernel_size=3, padding=1), act.module(), nn.MaxPool2d(2)]
+        in_ch, height, width = ch, height // 2, width // 2
+    layers.append(nn.Flatten())
+    features = in_ch * height * width
+    for h in hidden:
+        layers += [nn.Linear(features, h), act.module()]
+        features = h
+    layers.append(nn.Linear(features, num_classes))
+    return nn.Sequential(*layers)
+
+
+ARCHITECTURES.add(
+    "cnn",
+    ArchSpec(
+        build=_cnn,
+        defaults={"channels": (16, 32), "hidden": (64,), "activation": "relu"},
+        engine="functional",
+        description="small CNN: conv3x3+pool blocks, then a linear head (1x8x8 .. 3x32x32 images)",
+        validators={
+            "channels": _positive_ints("channels", allow_empty=False),
+            "hidden": _positive_ints("hidden", allow_empty=True),
+            "activation": _activation_name,
+        },
+    ),
+)
+
+
+def build_module(
+    arch: ArchConfig, input_shape: tuple[int, ...], num_classes: int, *, empty: bool = False
+) -> nn.Module:
+    """A module of ``arch`` for inputs of ``input_shape`` and ``num_classes`` logits.
+
+    Its weights are PyTorch's defaults from the global generator; ``empty=True`` skips drawing
+    them (the memory is uninitialised), for callers that set every weight next, with
+    :func:`init_module` or ``load_state_dict``.
+    """
+    if num_classes < 2:
+        raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
+    spec = ARCHITECTURES.get(arch.name)
+    shape = tuple(int(d) for d in input_shape)
+    options = arch.resolved().option_dict()
+    if not empty:
+        return spec.build(shape, int(num_classes), **options)
+    with torch.device("meta"):  # no allocation, no random draws
+        module = spec.build(shape, int(num_classes), **options)
+    return module.to_empty(device="cpu")
+
+
+def init_module(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Initialise every layer with a weight from ``generator`` (PyTorch's default distribution).
+
+    Weights and biases are drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which is what
+    ``nn.Linear`` / ``nn.Conv2d`` draw by default, but from an explicit generator and in module
+    order, so that a seed fixes the initial weights whatever else used the global generator.
+    """
+    with torch.no_grad():
+        for layer in module.modules():
+            weight = getattr(layer, "weight", None)
+            if not isinstance(weight, torch.Tensor) or weight.ndim < 2:
+                continue
+            bound = 1.0 / math.sqrt(math.prod(weight.shape[1:]))
+            weight.uniform_(-bound, bound, generator=generator)
+            bias = getattr(layer, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                bias.uniform_(-bound, bound, generator=generator)
+    return module
+
+
+def architecture_names() -> list[str]:
+    return ARCHITECTURES.names()

@@ -1,0 +1,94 @@
+"""The bank's training loop, shared by its engines; an engine supplies stacked parameters and
+the gradients of one step for the active models.
+
+Every model of a chunk takes its own batch at each step, with its own initial weights and batch
+order (``miaudit.models.batching``); one vectorised forward/backward and one stacked optimizer
+update per step replace K separate small steps, whose per-step Python and kernel-launch
+overhead is what makes training many small models slow on a CPU.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from miaudit.models.architectures import ArchConfig
+from miaudit.models.batching import ChunkPlan
+from miaudit.models.optim import OPTIMIZERS
+from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.schedules import SCHEDULES
+from miaudit.registry import Registry
+
+EpochHook = Callable[[int], None]
+
+
+class StackedEngine(ABC):
+    """Trains the initialised ``modules`` (stacked in ``plan.stack_order``) in one pass.
+
+    Subclasses set ``self.params`` (stacked tensors, shape (K, ...)) in ``__init__`` and
+    implement :meth:`gradients` and :meth:`export`.
+    """
+
+    params: list[torch.Tensor]
+
+    def __init__(
+        self,
+        arch: ArchConfig,
+        recipe: TrainingRecipe,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        modules: Sequence[nn.Module],
+        plan: ChunkPlan,
+    ) -> None:
+        self.arch = arch
+        self.recipe = recipe
+        self.input_shape = input_shape
+        self.num_classes = num_classes
+        self.modules = list(modules)
+        self.plan = plan
+
+    @abstractmethod
+    def gradients(
+        self, x: torch.Tensor, step: int, idx: torch.Tensor, y: torch.Tensor, w: torch.Tensor, rows: int
+    ) -> Sequence[torch.Tensor]:
+        """Gradients (matching ``self.params``, at least ``rows`` rows) of the weighted
+        cross-entropy of models ``[0, rows)`` at ``step`` of the epoch; ``idx`` (record indices),
+        ``y`` and ``w`` (row weights) are (rows, batch_size)."""
+
+    def begin_epoch(self, idx: torch.Tensor) -> None:
+        """Called with the epoch's record indices (max_steps, num_models, batch_size) before its steps."""
+
+    def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The form of the data set's features that :meth:`gradients` indexes (default: as is)."""
+        return x
+
+    @abstractmethod
+    def export(self) -> list[nn.Module]:
+        """Copy the trained stacked parameters back into ``self.modules`` and return them."""
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, on_epoch: EpochHook | None = None) -> list[nn.Module]:
+        """Train on records ``x``/``y`` (the whole data set; subsets index into it)."""
+        recipe, plan = self.recipe, self.plan
+        optimizer = OPTIMIZERS.get(recipe.optimizer).stacked(self.params, recipe, plan.groups)
+        schedule = SCHEDULES.get(recipe.schedule)
+        x = self.prepare_inputs(x)
+        with torch.no_grad():
+            for epoch in range(recipe.epochs):
+                lr = schedule(recipe.lr, epoch, recipe.epochs)
+                idx = plan.epoch_indices()
+                labels = y[idx]
+                self.begin_epoch(idx)
+                for step, rows in enumerate(plan.active):
+                    grads = self.gradients(
+                        x, step, idx[step, :rows], labels[step, :rows], plan.weights[step, :rows], rows
+                    )
+                    optimizer.step(grads, lr, rows)
+                if on_epoch is not None:
+                    on_epoch(epoch)
+        return self.export()
+
+
+ENGINES: Registry[type[StackedEngine]] = Registry("bank engine")

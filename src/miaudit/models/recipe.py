@@ -1,0 +1,77 @@
+"""How a torch model is trained: optimizer, learning rate, epochs, batch size, schedule."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from miaudit.errors import ConfigError
+from miaudit.models.optim import OPTIMIZERS
+from miaudit.models.schedules import SCHEDULES
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """Training hyper-parameters; frozen, validated on construction, JSON-able via :meth:`to_dict`.
+
+    The defaults are the Location30 / Purchase100 setting of Shokri et al. (S&P 2017) as commonly
+    reproduced: Adam, lr 1e-3, 30 epochs, batches of 64. ``momentum`` only affects SGD;
+    ``weight_decay`` is an L2 term added to the gradient (``torch.optim`` semantics).
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    epochs: int = 30
+    batch_size: int = 64
+    schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS.names())}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"unknown learning-rate schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES.names())}"
+            )
+        _check_float("lr", self.lr, low=0.0, low_inclusive=False)
+        _check_float("momentum", self.momentum, low=0.0, high=1.0)
+        _check_float("weight_decay", self.weight_decay, low=0.0)
+        _check_int("epochs", self.epochs)
+        _check_int("batch_size", self.batch_size)
+        # Normalise numpy scalars and ints given for floats (lr=1) so that equal recipes hash alike.
+        for name in ("lr", "momentum", "weight_decay"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("epochs", "batch_size"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingRecipe:
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}")
+        return cls(**data)
+
+
+def _check_float(
+    name: str, value: Any, *, low: float, high: float | None = None, low_inclusive: bool = True
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(f"training option {name} must be a finite number, got {value!r}")
+    if value < low or (value == low and not low_inclusive):
+        bound = f"{'>=' if low_inclusive else '>'} {low:g}"
+        raise ConfigError(f"training option {name} must be {bound}, got {value!r}")
+    if high is not None and value >= high:
+        raise ConfigError(f"training option {name} must be < {high:g}, got {value!r}")
+
+
+def _check_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"training option {name} must be a positive integer, got {value!r}")

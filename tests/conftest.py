@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own cache directory, never ~/.miaudit."""
+    monkeypatch.setenv("MIAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    """The shared real data sets (CI: ../shared/data via MIAUDIT_DATA_DIR); skip if absent."""
+    value = os.environ.get("MIAUDIT_DATA_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("MIAUDIT_DATA_DIR is not set to the shared data folder (make test sets it)")
+    return Path(value)

@@ -1,0 +1,223 @@
+"""ModelBank reproduces train_one model by model, resumes from its cache, and is deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from miaudit.models import (
+    ArchConfig,
+    BankProgress,
+    ModelBank,
+    ModelCache,
+    TrainingRecipe,
+    train_bank,
+    train_one,
+)
+
+NUM_CLASSES = 4
+MLP = ArchConfig.of("mlp", hidden=(16, 8), activation="tanh")
+CNN = ArchConfig.of("cnn", channels=(3, 4), hidden=(8,))
+
+
+def _data(shape: tuple[int, ...], n: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *shape), dtype=np.float32)
+    y = rng.integers(0, NUM_CLASSES, n)
+    return x, y
+
+
+def _subsets(n: int, sizes: tuple[int, ...], seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.choice(n, size, replace=False) for size in sizes]
+
+
+def _max_param_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    return max(float((sa[k] - sb[k]).abs().max()) for k in sa)
+
+
+def _assert_same_models(a: list[torch.nn.Module], b: list[torch.nn.Module], exact: bool = False) -> None:
+    assert len(a) == len(b)
+    for ma, mb in zip(a, b, strict=True):
+        for ta, tb in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True):
+            if exact:
+                assert torch.equal(ta, tb)
+            else:
+                torch.testing.assert_close(ta, tb, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("arch", "shape", "recipe"),
+    [
+        (MLP, (12,), TrainingRecipe(optimizer="adam", lr=1e-2, epochs=3, batch_size=16)),
+        (MLP, (12,), TrainingRecipe(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3, epochs=3, batch_size=16, schedule="cosine")),
+        (ArchConfig.of("mlp", hidden=(), activation="relu"), (12,), TrainingRecipe(lr=1e-2, epochs=2, batch_size=8)),
+        (ArchConfig.of("mlp", hidden=(8,), activation="relu"), (1, 8, 8), TrainingRecipe(lr=1e-2, epochs=2, batch_size=8, weight_decay=1e-2)),
+        (CNN, (1, 8, 8), TrainingRecipe(optimizer="adam", lr=1e-2, epochs=2, batch_size=16)),
+        (CNN, (1, 8, 8), TrainingRecipe(optimizer="sgd", lr=0.05, epochs=2, batch_size=16, schedule="cosine")),
+    ],
+    ids=["mlp-adam", "mlp-sgd-cosine", "mlp-linear-relu", "mlp-images", "cnn-adam", "cnn-sgd"],
+)
+def test_bank_equals_train_one_with_unequal_subsets(arch: ArchConfig, shape: tuple[int, ...], recipe: TrainingRecipe) -> None:
+    x, y = _data(shape)
+    # Unequal sizes: different steps per epoch, short last batches, one model smaller than a batch.
+    subsets = _subsets(len(x), (60, 47, 33, 60, 5))
+    seeds = [11, 12, 13, 14, 15]
+    bank = ModelBank(arch, recipe, num_classes=NUM_CLASSES, max_models_per_pass=4)
+    models = bank.train(x, y, subsets, seeds)
+    assert bank.trained == len(subsets)
+    xt = torch.from_numpy(x)
+    for model, subset, seed in zip(models, subsets, seeds, strict=True):
+        ref = train_one(arch, recipe, x[subset], y[subset], num_classes=NUM_CLASSES, seed=seed)
+        assert _max_param_diff(model, ref) < 1e-5
+        with torch.no_grad():
+            torch.testing.assert_close(model(xt), ref(xt), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("density", [0.1, 0.5], ids=["sparse-binary", "dense-binary"])
+def test_bank_equals_train_one_on_binary_features(density: float) -> None:
+    """0/1 features take the uint8 batch path, and below 30% density the sparse first layer.
+
+    Adam's update g / (sqrt(v) + eps) amplifies rounding differences ~lr/eps-fold where |g| is
+    near eps, so the comparison uses the Location30 learning rate (1e-3), not a large one.
+    """
+    rng = np.random.default_rng(2)
+    x = (rng.random((150, 37)) < density).astype(np.float32)
+    x[7] = 0.0  # a record without any feature: an empty bag in the sparse forward
+    y = rng.integers(0, NUM_CLASSES, 150)
+    subsets = _subsets(len(x), (80, 61, 7))
+    subsets[2][0] = 7
+    recipe = TrainingRecipe(lr=1e-3, epochs=4, batch_size=16)
+    for arch in (ArchConfig("mlp"), ArchConfig.of("mlp", hidden=(), activation="relu")):
+        models = ModelBank(arch, recipe, num_classes=NUM_CLASSES).train(x, y, subsets, [1, 2, 3])
+        for model, subset, seed in zip(models, subsets, [1, 2, 3], strict=True):
+            ref = train_one(arch, recipe, x[subset], y[subset], num_classes=NUM_CLASSES, seed=seed)
+            assert _max_param_diff(model, ref) < 1e-5
+
+
+def test_sparse_input_matches_dense_matmul() -> None:
+    from miaudit.models.sparse_input import SparseBinaryInput, is_sparse_binary
+
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy((rng.random((40, 16)) < 0.2).astype(np.float32))
+    x[3] = 0.0
+    assert is_sparse_binary(x) and not is_sparse_binary(x * 2) and not is_sparse_binary(torch.ones(4, 4))
+    k, b, width = 3, 5, 8
+    sparse = SparseBinaryInput(x, k, b, stride=16)
+    idx = torch.randint(0, 40, (4, k, b))
+    idx[0, 0, 0] = 3
+    sparse.begin_epoch(idx)
+    table = torch.randn(k * 16, width)
+    for step in range(4):
+        for rows in (1, k):
+            got = sparse.forward(step, rows, table).view(rows, b, width)
+            want = torch.bmm(x[idx[step, :rows]], table.view(k, 16, width)[:rows])
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+def test_train_one_is_deterministic_per_seed() -> None:
+    x, y = _data((12,))
+    recipe = TrainingRecipe(lr=1e-2, epochs=2, batch_size=16)
+    a = train_one(MLP, recipe, x, y, num_classes=NUM_CLASSES, seed=3)
+    b = train_one(MLP, recipe, x, y, num_classes=NUM_CLASSES, seed=3)
+    c = train_one(MLP, recipe, x, y, num_classes=NUM_CLASSES, seed=4)
+    _assert_same_models([a], [b], exact=True)
+    assert _max_param_diff(a, c) > 1e-3
+
+
+def test_bank_is_deterministic_and_independent_of_chunking() -> None:
+    x, y = _data((12,))
+    recipe = TrainingRecipe(lr=1e-2, epochs=2, batch_size=16)
+    subsets, seeds = _subsets(len(x), (50, 40, 50)), [1, 2, 3]
+    a = ModelBank(MLP, recipe, num_classes=NUM_CLASSES).train(x, y, subsets, seeds)
+    b = ModelBank(MLP, recipe, num_classes=NUM_CLASSES, max_models_per_pass=1).train(x, y, subsets, seeds)
+    _assert_same_models(a, b)
+    c = ModelBank(MLP, recipe, num_classes=NUM_CLASSES).train(x, y, subsets, [1, 2, 4])
+    assert _max_param_diff(a[2], c[2]) > 1e-3
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_killed_run_resumes_without_retraining_finished_chunks(tmp_path) -> None:
+    x, y = _data((12,))
+    recipe = TrainingRecipe(lr=1e-2, epochs=3, batch_size=16)
+    subsets, seeds = _subsets(len(x), (40, 40, 30, 50)), [5, 6, 7, 8]
+    cache = ModelCache(tmp_path / "models")
+
+    def die_in_second_chunk(event: BankProgress) -> None:
+        if event.chunk == 1 and event.epoch == 2:
+            raise _Interrupt
+
+    first = ModelBank(MLP, recipe, num_classes=NUM_CLASSES, cache=cache, max_models_per_pass=2, progress=die_in_second_chunk)
+    with pytest.raises(_Interrupt):
+        first.train(x, y, subsets, seeds)
+    assert first.trained == 2 and cache.saves == 2
+
+    events: list[BankProgress] = []
+    rerun = ModelBank(MLP, recipe, num_classes=NUM_CLASSES, cache=ModelCache(tmp_path / "models"), max_models_per_pass=2, progress=events.append)
+    resumed = rerun.train(x, y, subsets, seeds)
+    assert (rerun.trained, rerun.loaded) == (2, 2)
+    assert events[-1].done and events[-1].models_done == 4
+
+    uninterrupted = ModelBank(MLP, recipe, num_classes=NUM_CLASSES, max_models_per_pass=2).train(x, y, subsets, seeds)
+    _assert_same_models(resumed, uninterrupted, exact=True)
+
+    again = ModelBank(MLP, recipe, num_classes=NUM_CLASSES, cache=ModelCache(tmp_path / "models"))
+    cached = again.train(x, y, subsets, seeds)
+    assert (again.trained, again.loaded) == (0, 4)
+    _assert_same_models(cached, uninterrupted, exact=True)
+
+
+def test_train_bank_predicts_all_models_at_once() -> None:
+    x, y = _data((1, 8, 8), n=60)
+    recipe = TrainingRecipe(lr=1e-2, epochs=1, batch_size=16)
+    for arch in (MLP, CNN):
+        bank = train_bank(arch, recipe, x, y, _subsets(len(x), (30, 20, 25)), [1, 2, 3], num_classes=NUM_CLASSES, progress=False)
+        assert len(bank) == 3
+        logits = bank.predict_logits_all(x[:7])
+        assert logits.shape == (3, 7, NUM_CLASSES)
+        for k, clf in enumerate(bank):
+            np.testing.assert_allclose(logits[k], clf.predict_logits(x[:7]), atol=1e-5)
+        proba = bank.predict_proba_all(x[:7])
+        np.testing.assert_allclose(proba.sum(-1), 1.0, atol=1e-12)
+
+
+def test_bank_rejects_bad_inputs() -> None:
+    from miaudit.errors import ConfigError, InputError
+
+    x, y = _data((12,))
+    bank = ModelBank(MLP, TrainingRecipe(epochs=1), num_classes=NUM_CLASSES)
+    with pytest.raises(InputError, match="seeds"):
+        bank.train(x, y, _subsets(len(x), (10, 10)), [1])
+    with pytest.raises(InputError, match="empty"):
+        bank.train(x, y, [np.array([], dtype=np.int64)], [1])
+    with pytest.raises(InputError, match=r"\[0, 120\)"):
+        bank.train(x, y, [np.array([0, 500])], [1])
+    with pytest.raises(InputError, match="labels"):
+        bank.train(x, y + NUM_CLASSES, _subsets(len(x), (10,)), [1])
+    with pytest.raises(ConfigError, match="cnn needs images"):
+        ModelBank(CNN, TrainingRecipe(epochs=1), num_classes=NUM_CLASSES).train(x, y, _subsets(len(x), (10,)), [1])
+
+
+def test_adam_without_the_fused_kernel_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tensor-op Adam used where torch lacks the fused CPU kernel gives the same models."""
+    import miaudit.models.optim as optim
+
+    x, y = _data((12,))
+    recipe = TrainingRecipe(lr=1e-3, epochs=2, batch_size=16, weight_decay=1e-4)
+    subsets, seeds = _subsets(len(x), (50, 35)), [1, 2]
+    fused = ModelBank(MLP, recipe, num_classes=NUM_CLASSES).train(x, y, subsets, seeds)
+    monkeypatch.setattr(optim, "_FUSED_ADAM", False)
+    plain = ModelBank(MLP, recipe, num_classes=NUM_CLASSES).train(x, y, subsets, seeds)
+    _assert_same_models(fused, plain)
+
+
+def test_rich_progress_bar_runs() -> None:
+    x, y = _data((12,))
+    bank = ModelBank(MLP, TrainingRecipe(epochs=1, batch_size=32), num_classes=NUM_CLASSES, progress=True)
+    assert len(bank.train(x, y, _subsets(len(x), (40, 30)), [1, 2])) == 2
