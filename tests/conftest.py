@@ -19,3 +19,9 @@ def real_data_dir() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("MIAUDIT_DATA_DIR is not set to the shared data folder (make test sets it)")
     return Path(value)
+
+
+# tests/synthetic.py is a helper module shared by test files
+import sys as _sys
+
+_sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -59,6 +59,12 @@ def test_label_only_audit_skips_the_loss_attack_with_a_reason(tmp_path):
     assert "output" in summary["skipped"]["loss"]
 
 
+def test_attack_the_threat_model_forbids_is_refused_with_a_reason():
+    proc = run_cli("audit", "--dataset", "digits", "--threat-model", "label-only", "--attacks", "loss")
+    assert proc.returncode == 2
+    assert "not permitted" in proc.stderr and "output" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_attacks_command_lists_requirements():
     proc = run_cli("attacks", "--json")
     rows = {r["attack"]: r for r in json.loads(proc.stdout)}

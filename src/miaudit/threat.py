@@ -90,6 +90,17 @@ class Requirements:
         }
 
 
+_SHORT_OUTPUT = {OutputAccess.LABEL: "label", OutputAccess.TOP_K: "top-k", OutputAccess.PROBABILITIES: "full", OutputAccess.WHITE_BOX: "white-box"}
+_SHORT_DATA = {DataKnowledge.NONE: "-", DataKnowledge.SAME_DISTRIBUTION: "pool", DataKnowledge.PARTIAL_TRAINING_SET: "part-train"}
+
+
+def short_description(req: Requirements) -> str:
+    """Compact ``output/model/training/data`` form for tables, e.g. ``full/arch/recipe/pool``."""
+    output = f"top-{req.min_top_k}" if req.output == OutputAccess.TOP_K and req.min_top_k else _SHORT_OUTPUT[req.output]
+    model = "params" if req.parameters else ("arch" if req.architecture else "-")
+    return f"{output}/{model}/{'recipe' if req.training_recipe else '-'}/{_SHORT_DATA[req.data]}"
+
+
 def check(req: Requirements, threat: ThreatModel) -> str | None:
     """None if ``threat`` permits an attack with ``req``, else a one-line reason."""
     if threat.output < req.output:

@@ -34,6 +34,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from miaudit.attacks import ATTACKS
+    from miaudit.threat import short_description
     from miaudit.experiments import AuditConfig, result_summary, run_audit, write_results
 
     if args.epochs is not None and args.epochs < 1:
@@ -65,13 +67,14 @@ def _run(args: argparse.Namespace) -> int:
         title=f"{result.dataset.name} / {result.model_name} / seed {config.seed} / threat model {config.threat_model}",
         caption="balanced accuracy at each attack's own threshold (source in results.json); n/m = not measurable",
     )
-    for col in ("attack", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "balanced acc", "target train acc", "target test acc"):
-        table.add_column(col, justify="left" if col == "attack" else "right")
+    for col in ("attack", "knowledge (output/model/training/data)", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "balanced acc", "target train acc", "target test acc"):
+        table.add_column(col, justify="right" if col[0].isupper() or col.startswith(("TPR", "bal", "target")) else "left")
     for o in result.outcomes:
         m = o.metrics
         ci = f" [{m.auc_ci[0]:.3f}, {m.auc_ci[1]:.3f}]" if m.auc_ci else ""
         table.add_row(
             o.result.attack,
+            short_description(ATTACKS.get(o.result.attack).requirements),
             f"{m.auc:.4f}{ci}",
             _fmt(m.tpr_at_fpr.get(0.01)),
             _fmt(m.tpr_at_fpr.get(0.001)),

@@ -96,7 +96,9 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     dataset = _load(config)
     defaults = defaults_for(dataset.name)
     model_name = config.model or defaults.model
-    model_options = dict(defaults.model_options if config.model_options is None else config.model_options)
+    # The data set's default options belong to its default model; another model starts from its own.
+    default_options = defaults.model_options if model_name == defaults.model else {}
+    model_options = dict(default_options if config.model_options is None else config.model_options)
     recipe_dict = {**defaults.recipe, **config.recipe}
     recipe = TrainingRecipe(**recipe_dict)
     split = make_split(len(dataset), config.split or defaults.split, seed=config.seed)
@@ -139,6 +141,9 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     for name in selected:
         attack_cls = ATTACKS.get(name)
         reason = check(attack_cls.requirements, threat)
+        if reason is not None and config.attacks is not None:
+            # Asked for by name: refuse rather than run it with knowledge it may not have.
+            raise ConfigError(f"attack {name!r} is not permitted by threat model {threat.name!r}: {reason}")
         if reason is not None:
             skipped[name] = reason
             continue
