@@ -20,7 +20,18 @@ def attack_rows() -> list[dict[str, str]]:
     return rows
 
 
+def markdown_table(rows: list[dict[str, str]]) -> str:
+    """A GitHub markdown table of ``rows`` (the README embeds the attack table this way)."""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row[h] for h in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def _print_rows(args: argparse.Namespace, title: str, rows: list[dict[str, str]]) -> int:
+    if getattr(args, "markdown", False):
+        print(markdown_table(rows))
+        return 0
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -45,5 +56,10 @@ def _run_models(args: argparse.Namespace) -> int:
     return _print_rows(args, "Target and shadow models", rows)
 
 
-COMMANDS.add("attacks", Command("List the registered attacks and what each needs.", add_output_flags, _run_attacks))
+def _configure_attacks(parser: argparse.ArgumentParser) -> None:
+    add_output_flags(parser)
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table (as in the README)")
+
+
+COMMANDS.add("attacks", Command("List the registered attacks and what each needs.", _configure_attacks, _run_attacks))
 COMMANDS.add("models", Command("List the model architectures and estimators.", add_output_flags, _run_models))
