@@ -7,9 +7,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    """Every test gets its own cache directory, never ~/.miaudit."""
+def _isolated_and_offline(tmp_path, monkeypatch):
+    """Every test gets its own cache directory (never ~/.miaudit), and any download fails as
+    if offline: tests run on local files only. Tests of the download path patch it again."""
+    from miaudit.data import files
+
     monkeypatch.setenv("MIAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+
+    def offline(url: str, dest: Path) -> None:
+        raise OSError("network disabled in tests")
+
+    monkeypatch.setattr(files, "download_file", offline)
 
 
 @pytest.fixture

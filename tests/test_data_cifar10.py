@@ -11,19 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from miaudit.data import cifar10, files, load_dataset
+from miaudit.data import cifar10, load_dataset
 from miaudit.data.cifar10 import CLASS_NAMES, check_arrays, read_binary_archive, read_image_archive, read_image_folder
 from miaudit.errors import DataError, DataMissingError
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("MIAUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-
-    def offline(url: str, dest: Path) -> None:
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(files, "download_file", offline)
 
 
 def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

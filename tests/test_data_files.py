@@ -15,17 +15,6 @@ from miaudit.data.shokri_archives import LOCATION_FILE
 from miaudit.errors import ChecksumError, DataMissingError
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    """Cache in a temporary folder; any download attempt fails as if offline."""
-    monkeypatch.setenv("MIAUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-
-    def offline(url: str, dest: Path) -> None:
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(files, "download_file", offline)
-
-
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

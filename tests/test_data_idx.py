@@ -9,21 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from miaudit.data import files, load_dataset
+from miaudit.data import load_dataset
 from miaudit.data.idx import read_idx, read_mnist_pair
 from miaudit.errors import DataError, DataMissingError
 
 _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int16): 0x0B, np.dtype(np.int32): 0x0C, np.dtype(np.float64): 0x0E}
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("MIAUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-
-    def offline(url: str, dest: Path) -> None:
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(files, "download_file", offline)
 
 
 def idx_bytes(a: np.ndarray) -> bytes:

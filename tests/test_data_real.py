@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from miaudit.data import files, load_dataset, verify_dataset
+from miaudit.data import load_dataset, verify_dataset
 from miaudit.errors import DataMissingError
 from miaudit.io_utils import sha256_file
 
@@ -19,16 +19,6 @@ MNIST_TEST_SHA = {
     "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("MIAUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-
-    def offline(url: str, dest: Path) -> None:
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(files, "download_file", offline)
 
 
 def require(real_data_dir: Path, *parts: str) -> Path:

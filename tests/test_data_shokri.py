@@ -9,19 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from miaudit.data import files, load_dataset
+from miaudit.data import load_dataset
 from miaudit.data.shokri_archives import binary_matrix, load_location_archive, load_texas_archive
 from miaudit.errors import DataError
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("MIAUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-
-    def offline(url: str, dest: Path) -> None:
-        raise OSError("network disabled in tests")
-
-    monkeypatch.setattr(files, "download_file", offline)
 
 
 def write_tgz(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:

@@ -12,11 +12,6 @@ from miaudit.data import USER_FORMATS, load_csv, load_image_folder, load_npz, lo
 from miaudit.errors import ConfigError, DataError, UnknownNameError
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("MIAUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-
-
 # ----------------------------------------------------------------------------- CSV
 
 
