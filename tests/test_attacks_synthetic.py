@@ -5,8 +5,8 @@ import pytest
 from miaudit.attacks import ATTACKS
 from synthetic import audit_synthetic
 
-# Attacks that read only the predicted label cannot beat the tree's guess rate on memorized
-# random labels: their AUC on the memorizing target is 1/2 + (1 - 1/classes)/2 = 0.95.
+# Attacks that read only the predicted label cannot beat the forest's guess rate on memorized
+# random labels: their AUC on the memorizing target is about 1/2 + (1 - 1/classes)/2 = 0.95.
 MEMORIZING_FLOOR = 0.9
 
 

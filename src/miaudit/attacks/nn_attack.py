@@ -1,0 +1,138 @@
+"""NN attack: a neural network on the sorted probability vector, as used by Jia et al. ("MemGuard:
+Defending against Black-Box Membership Inference Attacks via Adversarial Examples", CCS 2019) and
+Song and Mittal ("Systematic Evaluation of Privacy Risks of Machine Learning Models", USENIX
+Security 2021).
+
+Threat model: gray box: the full probability vector, the target's architecture and training
+recipe, and same-distribution data (the attacker's pool) for shadow models.
+
+One binary classifier for all classes: a fully connected network with hidden layers of 512, 256
+and 128 ReLU units, whose input is the probability vector sorted in descending order (so it does
+not depend on the label). It is trained on the shadow models' outputs on their members (1) and
+non-members (0). The output layer has two logits under a softmax, which is a sigmoid of their
+difference: the score is P(member).
+
+Training: Adam (lr 1e-3), minibatches of 128, at most ``max_epochs`` (30) epochs, stopping when
+the cross-entropy on a held-out 20% of the shadow attack data has not improved for ``patience``
+(4) epochs, and keeping the weights of the best validation epoch. Initial weights and batch order
+come from the attacker's seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from miaudit.attacks.attack_models import (
+    GRAY_BOX_SHADOW_TRAINING,
+    AttackModelAttack,
+    shadow_attack_data,
+    single_threaded,
+    sorted_top_k,
+)
+from miaudit.attacks.base import ATTACKS, AttackResult
+from miaudit.attacks.knowledge import AttackerKnowledge
+from miaudit.attacks.shadow_models import train_shadow_models
+from miaudit.targets.access import TargetAccess
+
+HIDDEN = (512, 256, 128)
+
+
+def sorted_probabilities(proba: np.ndarray) -> np.ndarray:
+    """Each probability vector sorted in descending order."""
+    return sorted_top_k(proba, proba.shape[1])
+
+
+def train_attack_network(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    seed: int,
+    max_epochs: int = 30,
+    patience: int = 4,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    validation: float = 0.2,
+) -> tuple[object, dict[str, float]]:
+    """Train the 512-256-128 network with early stopping; returns (module in eval mode, training facts)."""
+    import torch
+    import torch.nn.functional as F
+
+    from miaudit.models import ArchConfig, new_model
+    from miaudit.models.seeding import derive_seed, epoch_permutation, order_generator
+
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    split_rng = np.random.default_rng(derive_seed(seed, "nn-attack/validation"))
+    perm = split_rng.permutation(len(y))
+    n_val = max(1, round(validation * len(y)))
+    val_idx, train_idx = torch.from_numpy(perm[:n_val]), torch.from_numpy(perm[n_val:])
+    x_tr, y_tr, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+
+    model = new_model(ArchConfig("mlp", {"hidden": HIDDEN, "activation": "relu"}), (x.shape[1],), 2, seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    order = order_generator(seed)
+    best_loss, best_state, best_epoch, epoch = math.inf, None, 0, 0
+    with single_threaded():
+        for epoch in range(1, max_epochs + 1):
+            model.train()
+            batch_order = epoch_permutation(len(y_tr), order)
+            for start in range(0, len(y_tr), batch_size):
+                idx = batch_order[start : start + batch_size]
+                optimizer.zero_grad()
+                F.cross_entropy(model(x_tr[idx]), y_tr[idx]).backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                val_loss = float(F.cross_entropy(model(x_val), y_val))
+            if val_loss < best_loss - 1e-6:
+                best_loss, best_epoch = val_loss, epoch
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            elif epoch - best_epoch >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, {"epochs_run": epoch, "best_epoch": best_epoch, "validation_loss": best_loss}
+
+
+def network_member_probability(model: object, features: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))  # type: ignore[operator]
+        return torch.softmax(logits, dim=1)[:, 1].double().numpy()
+
+
+@ATTACKS.register("nn")
+class NNAttack(AttackModelAttack):
+    name = "nn"
+    paper = "Jia et al., CCS 2019 (MemGuard); Song & Mittal, USENIX Security 2021"
+    requirements = GRAY_BOX_SHADOW_TRAINING
+
+    def __init__(self, max_epochs: int = 30, patience: int = 4) -> None:
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.network: object | None = None
+        self.training: dict[str, float] = {}
+        self.n_shadow = 0
+
+    def fit(self, knowledge: AttackerKnowledge) -> "NNAttack":
+        self.n_shadow = knowledge.n_shadow_models
+        shadows = train_shadow_models(knowledge, self.n_shadow)
+        features, labels, _ = shadow_attack_data(shadows, knowledge.pool_x, knowledge.pool_y, sorted_probabilities)
+        self.network, self.training = train_attack_network(
+            features, labels, seed=knowledge.seed, max_epochs=self.max_epochs, patience=self.patience
+        )
+        return self
+
+    def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
+        self._check_fitted(self.network)
+        before = access.queries
+        scores = network_member_probability(self.network, sorted_probabilities(access.predict_proba(x)))
+        return self._membership_result(access, before, len(y), scores, {
+            "network": "-".join(map(str, HIDDEN)),
+            "shadow_models": self.n_shadow,
+            **self.training,
+        })  # fmt: skip
