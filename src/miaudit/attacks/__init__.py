@@ -1,6 +1,18 @@
 """Membership-inference attacks. Each module registers its attack in :data:`ATTACKS`."""
 
-from miaudit.attacks import confidence, correctness, entropy, loss, loss_per_class, ml_leaks_1, ml_leaks_2, ml_leaks_3, modified_entropy, nn_attack, shadow_training  # noqa: F401  (registration)
+from miaudit.attacks import (  # noqa: F401  (registration)
+    confidence,
+    correctness,
+    entropy,
+    loss,
+    loss_per_class,
+    ml_leaks_1,
+    ml_leaks_2,
+    ml_leaks_3,
+    modified_entropy,
+    nn_attack,
+    shadow_training,
+)
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
 

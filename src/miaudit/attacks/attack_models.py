@@ -24,16 +24,6 @@ from miaudit.attacks.shadow_models import ShadowModel
 from miaudit.errors import ConfigError
 from miaudit.registry import Registry
 from miaudit.targets.access import TargetAccess
-from miaudit.threat import DataKnowledge, OutputAccess, Requirements
-
-GRAY_BOX_SHADOW_TRAINING = Requirements(
-    output=OutputAccess.PROBABILITIES,
-    architecture=True,
-    training_recipe=True,
-    data=DataKnowledge.SAME_DISTRIBUTION,
-    shadow_models=True,
-)
-"""Shadow models trained like the target on the attacker's pool, and the full probability vector."""
 
 AttackModelFactory = Callable[[int], Any]
 """``factory(seed)`` -> an unfitted scikit-learn binary classifier with ``predict_proba``."""

@@ -29,11 +29,10 @@ import numpy as np
 
 from miaudit.attacks.base import Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
-from miaudit.attacks.shadow_models import train_shadow_models
+from miaudit.attacks.shadow_models import GRAY_BOX_SHADOW_TRAINING, train_shadow_models
 from miaudit.errors import ConfigError, InputError
 from miaudit.metrics import best_threshold, check_inputs
 from miaudit.targets.access import TargetAccess
-from miaudit.threat import DataKnowledge, OutputAccess, Requirements
 
 Metric = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``metric(proba, y)``: one float per record from probability vectors and labels, higher = member."""
@@ -43,13 +42,6 @@ LOG_FLOOR = 1e-30  # probabilities are clipped here before a log: log 0 would be
 #: Gray box, as the survey's Table 2 lists the shadow-calibrated metric attacks: the full
 #: probability vector, the target's architecture and recipe (to train shadow models like it),
 #: and same-distribution data to train them on.
-SHADOW_CALIBRATED = Requirements(
-    output=OutputAccess.PROBABILITIES,
-    architecture=True,
-    training_recipe=True,
-    data=DataKnowledge.SAME_DISTRIBUTION,
-    shadow_models=True,
-)
 
 
 def clipped_log(p: np.ndarray) -> np.ndarray:
@@ -126,7 +118,7 @@ class ClassThresholdAttack(Attack):
     """
 
     kind = "metric"
-    requirements = SHADOW_CALIBRATED
+    requirements = GRAY_BOX_SHADOW_TRAINING
 
     def __init__(self) -> None:
         self.calibration: ClassThresholds | None = None

@@ -13,10 +13,9 @@ import numpy as np
 
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
-from miaudit.attacks.shadow_models import train_shadow_models
+from miaudit.attacks.shadow_models import GRAY_BOX_SHADOW_TRAINING, train_shadow_models
 from miaudit.errors import ConfigError
 from miaudit.targets.access import TargetAccess
-from miaudit.threat import DataKnowledge, OutputAccess, Requirements
 
 _LOG_FLOOR = 1e-30  # probabilities of exactly 0 would give an infinite loss
 
@@ -32,13 +31,7 @@ class LossAttack(Attack):
     name = "loss"
     paper = "Yeom et al., CSF 2018"
     kind = "metric"
-    requirements = Requirements(
-        output=OutputAccess.PROBABILITIES,
-        architecture=True,
-        training_recipe=True,
-        data=DataKnowledge.SAME_DISTRIBUTION,
-        shadow_models=True,
-    )
+    requirements = GRAY_BOX_SHADOW_TRAINING
 
     def __init__(self) -> None:
         self.threshold: float | None = None

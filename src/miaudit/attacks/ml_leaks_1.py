@@ -24,7 +24,6 @@ import numpy as np
 
 from miaudit.attacks.attack_models import (
     ATTACK_MODELS,
-    GRAY_BOX_SHADOW_TRAINING,
     AttackModelAttack,
     attack_model_seed,
     fit_attack_model,
@@ -35,7 +34,11 @@ from miaudit.attacks.attack_models import (
 )
 from miaudit.attacks.base import ATTACKS, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
-from miaudit.attacks.shadow_models import ShadowModel, train_shadow_models
+from miaudit.attacks.shadow_models import (
+    GRAY_BOX_SHADOW_TRAINING,
+    ShadowModel,
+    train_shadow_models,
+)
 from miaudit.targets.access import TargetAccess
 from miaudit.threat import OutputAccess
 

@@ -25,7 +25,6 @@ import math
 import numpy as np
 
 from miaudit.attacks.attack_models import (
-    GRAY_BOX_SHADOW_TRAINING,
     AttackModelAttack,
     shadow_attack_data,
     single_threaded,
@@ -33,7 +32,7 @@ from miaudit.attacks.attack_models import (
 )
 from miaudit.attacks.base import ATTACKS, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
-from miaudit.attacks.shadow_models import train_shadow_models
+from miaudit.attacks.shadow_models import GRAY_BOX_SHADOW_TRAINING, train_shadow_models
 from miaudit.targets.access import TargetAccess
 
 HIDDEN = (512, 256, 128)

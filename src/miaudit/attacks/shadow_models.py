@@ -16,6 +16,17 @@ import numpy as np
 
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.errors import ConfigError
+from miaudit.threat import DataKnowledge, OutputAccess, Requirements
+
+GRAY_BOX_SHADOW_TRAINING = Requirements(
+    output=OutputAccess.PROBABILITIES,
+    architecture=True,
+    training_recipe=True,
+    data=DataKnowledge.SAME_DISTRIBUTION,
+    shadow_models=True,
+)
+"""Shadow models trained like the target (architecture + recipe) on the attacker's pool, and
+the full probability vector: the survey's gray box, shared by the shadow-calibrated attacks."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,12 @@ def train_many(
 ) -> list[Any]:
     """One model per (subset, seed): torch architectures all at once in the ModelBank,
     scikit-learn estimators one after another (they are cheap)."""
-    from miaudit.models import ARCHITECTURES, ArchConfig, fit_classifier, train_bank  # torch: import when needed
+    from miaudit.models import (  # torch: import when needed
+        ARCHITECTURES,
+        ArchConfig,
+        fit_classifier,
+        train_bank,
+    )
 
     if model_name in ARCHITECTURES:
         bank = train_bank(

@@ -23,7 +23,6 @@ import numpy as np
 
 from miaudit.attacks.attack_models import (
     ATTACK_MODELS,
-    GRAY_BOX_SHADOW_TRAINING,
     AttackModelAttack,
     attack_model_seed,
     fit_attack_model,
@@ -32,7 +31,7 @@ from miaudit.attacks.attack_models import (
 )
 from miaudit.attacks.base import ATTACKS, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
-from miaudit.attacks.shadow_models import train_shadow_models
+from miaudit.attacks.shadow_models import GRAY_BOX_SHADOW_TRAINING, train_shadow_models
 from miaudit.errors import ConfigError
 from miaudit.targets.access import TargetAccess
 
