@@ -221,3 +221,51 @@ def test_rich_progress_bar_runs() -> None:
     x, y = _data((12,))
     bank = ModelBank(MLP, TrainingRecipe(epochs=1, batch_size=32), num_classes=NUM_CLASSES, progress=True)
     assert len(bank.train(x, y, _subsets(len(x), (40, 30)), [1, 2])) == 2
+
+
+# The Location30 recipe of Jia et al. (CCS 2019) / Song & Mittal (USENIX Security 2021), in small:
+# a ReLU MLP with Glorot-uniform weights and zero biases, plain SGD, lr x0.1 at a milestone.
+GLOROT_MLP = ArchConfig.of("mlp", hidden=(16, 8), activation="relu", init="glorot_uniform")
+STEP_SGD = TrainingRecipe(optimizer="sgd", lr=0.05, momentum=0, epochs=5, batch_size=16, schedule="step", milestones=(2, 4), gamma=0.1)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["dense-float", "sparse-binary"])
+def test_bank_equals_train_one_with_glorot_init_step_schedule_and_plain_sgd(binary: bool) -> None:
+    rng = np.random.default_rng(5)
+    x = (rng.random((120, 12)) < 0.2).astype(np.float32) if binary else rng.random((120, 12), dtype=np.float32)
+    y = rng.integers(0, NUM_CLASSES, 120)
+    subsets, seeds = _subsets(len(x), (60, 47, 5)), [21, 22, 23]
+    models = ModelBank(GLOROT_MLP, STEP_SGD, num_classes=NUM_CLASSES, max_models_per_pass=2).train(x, y, subsets, seeds)
+    xt = torch.from_numpy(x)
+    for model, subset, seed in zip(models, subsets, seeds, strict=True):
+        ref = train_one(GLOROT_MLP, STEP_SGD, x[subset], y[subset], num_classes=NUM_CLASSES, seed=seed)
+        assert _max_param_diff(model, ref) < 1e-5
+        with torch.no_grad():
+            torch.testing.assert_close(model(xt), ref(xt), rtol=0, atol=1e-5)
+    # The schedule and the init matter: without the decay, or with torch's init, the models differ.
+    no_decay = TrainingRecipe(optimizer="sgd", lr=0.05, momentum=0, epochs=5, batch_size=16)
+    other = train_one(GLOROT_MLP, no_decay, x[subsets[0]], y[subsets[0]], num_classes=NUM_CLASSES, seed=seeds[0])
+    assert _max_param_diff(models[0], other) > 1e-4
+    torch_init = ArchConfig.of("mlp", hidden=(16, 8), activation="relu")
+    other = train_one(torch_init, STEP_SGD, x[subsets[0]], y[subsets[0]], num_classes=NUM_CLASSES, seed=seeds[0])
+    assert _max_param_diff(models[0], other) > 1e-3
+
+
+def test_sgd_with_zero_momentum_is_plain_sgd_in_the_bank_and_in_train_one() -> None:
+    """momentum=0 keeps no buffer: each step is p -= lr * grad, checked on one step by hand."""
+    from miaudit.models.optim import OPTIMIZERS
+    from miaudit.models.train import new_model
+
+    recipe = TrainingRecipe(optimizer="sgd", lr=0.05, momentum=0, epochs=1, batch_size=64)
+    stacked = OPTIMIZERS.get("sgd").stacked([torch.zeros(2, 3)], recipe, [(0, 2)])
+    assert stacked.buffers == []
+    x, y = _data((12,), n=20)  # one batch: a single step
+    model = train_one(GLOROT_MLP, recipe, x, y, num_classes=NUM_CLASSES, seed=9)
+    start = new_model(GLOROT_MLP, (12,), NUM_CLASSES, seed=9)
+    loss = torch.nn.functional.cross_entropy(start(torch.from_numpy(x)), torch.from_numpy(y))
+    loss.backward()
+    with torch.no_grad():
+        for p, trained in zip(start.parameters(), model.parameters(), strict=True):
+            torch.testing.assert_close(trained, p - 0.05 * p.grad, rtol=0, atol=1e-7)
+    (banked,) = ModelBank(GLOROT_MLP, recipe, num_classes=NUM_CLASSES).train(x, y, [np.arange(20)], [9])
+    assert _max_param_diff(banked, model) < 1e-6

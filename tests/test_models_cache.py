@@ -115,3 +115,21 @@ def test_default_root_is_under_the_cache_dir(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("MIAUDIT_CACHE_DIR", str(tmp_path / "c"))
     assert ModelCache().root == tmp_path / "c" / "models"
     assert torch.get_default_dtype() == torch.float32
+
+
+def test_init_and_step_schedule_are_part_of_the_key() -> None:
+    base = _key().digest
+    glorot = _key(arch=ArchConfig.of("mlp", hidden=(8,), init="glorot_uniform")).digest
+    step = TrainingRecipe(lr=1e-2, epochs=1, batch_size=16, schedule="step", milestones=(150,))
+    digests = {
+        base,
+        glorot,
+        _key(recipe=step).digest,
+        _key(recipe=replace(step, milestones=(100,))).digest,
+        _key(recipe=replace(step, gamma=0.5)).digest,
+    }
+    assert len(digests) == 5
+    # The default init, spelt out, keeps the key models were cached under before the option existed.
+    assert _key(arch=ArchConfig.of("mlp", hidden=(8,), init="torch")).digest == base
+    assert "init" not in _key().inputs["arch"]["options"]
+    assert set(_key().inputs["recipe"]) == {"optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size", "schedule"}

@@ -9,6 +9,7 @@ from miaudit.models.api import fit_classifier, model_names, train_bank
 from miaudit.models.architectures import (
     ACTIVATIONS,
     ARCHITECTURES,
+    INITIALIZERS,
     ArchConfig,
     ArchSpec,
     architecture_names,
@@ -28,7 +29,7 @@ from miaudit.models.estimators import ESTIMATORS, estimator_names, make_estimato
 from miaudit.models.optim import OPTIMIZERS
 from miaudit.models.progress import BankProgress, ProgressCallback
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.schedules import SCHEDULES
+from miaudit.models.schedules import SCHEDULES, learning_rate
 from miaudit.models.train import new_model, train_one
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_MODELS_PER_PASS",
     "ESTIMATORS",
     "FORMAT_VERSION",
+    "INITIALIZERS",
     "OPTIMIZERS",
     "SCHEDULES",
     "ArchConfig",
@@ -56,6 +58,7 @@ __all__ = [
     "estimator_names",
     "fit_classifier",
     "init_module",
+    "learning_rate",
     "make_estimator",
     "model_names",
     "new_model",

@@ -117,6 +117,11 @@ class ArchSpec:
 
     ``build(input_shape, num_classes, **options)`` returns an uninitialised module (weights are
     set by :func:`init_module`). ``engine`` names an entry of ``miaudit.models.engines.ENGINES``.
+
+    ``optional`` holds options added after models were first cached, with their defaults: they
+    are accepted and validated like the others, but left out of the resolved form while they
+    keep their default, so a config that does not use them (and its cache key) is unchanged.
+    ``build`` must give them the same defaults as keyword arguments.
     """
 
     build: Callable[..., nn.Module]
@@ -124,16 +129,24 @@ class ArchSpec:
     engine: str = "functional"
     description: str = ""
     validators: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    optional: Mapping[str, Any] = field(default_factory=dict)
 
     def resolve_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(options) - set(self.defaults))
+        known = set(self.defaults) | set(self.optional)
+        unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(
                 f"unknown architecture option(s) {', '.join(unknown)}; "
-                f"known options: {', '.join(sorted(self.defaults)) or '(none)'}"
+                f"known options: {', '.join(sorted(known)) or '(none)'}"
             )
         merged = {**self.defaults, **options}
-        return {k: _freeze(self.validators.get(k, _identity)(v)) for k, v in merged.items()}
+        resolved: dict[str, Any] = {}
+        for k, v in merged.items():
+            value = _freeze(self.validators.get(k, _identity)(v))
+            if k in self.optional and value == self.optional[k]:
+                continue  # an optional option at its default is left out
+            resolved[k] = value
+        return resolved
 
 
 def _identity(value: Any) -> Any:
@@ -159,10 +172,18 @@ def _activation_name(value: Any) -> str:
     return str(value)
 
 
+def _initializer_name(value: Any) -> str:
+    INITIALIZERS.get(value)  # raises UnknownNameError listing the known initialisations
+    return str(value)
+
+
 ARCHITECTURES: Registry[ArchSpec] = Registry("architecture")
 
 
-def _mlp(input_shape: tuple[int, ...], num_classes: int, *, hidden: tuple[int, ...], activation: str) -> nn.Module:
+def _mlp(
+    input_shape: tuple[int, ...], num_classes: int, *, hidden: tuple[int, ...], activation: str, init: str = "torch"
+) -> nn.Module:
+    # ``init`` names the initial weights' distribution; init_module draws them, not the builder.
     act = ACTIVATIONS.get(activation)
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
@@ -182,7 +203,14 @@ ARCHITECTURES.add(
         defaults={"hidden": (128,), "activation": "tanh"},
         engine="stacked_mlp",
         description="fully connected network on flattened input",
-        validators={"hidden": _positive_ints("hidden", allow_empty=True), "activation": _activation_name},
+        validators={
+            "hidden": _positive_ints("hidden", allow_empty=True),
+            "activation": _activation_name,
+            "init": _initializer_name,
+        },
+        # init: "torch" (PyTorch's default distribution) or "glorot_uniform" (Keras' default:
+        # Glorot-uniform weights, zero biases; e.g. the Location30 target of Jia et al., CCS 2019).
+        optional={"init": "torch"},
     ),
 )
 
@@ -256,24 +284,59 @@ def build_module(
     return module.to_empty(device="cpu")
 
 
-def init_module(module: nn.Module, generator: torch.Generator) -> nn.Module:
-    """Initialise every layer with a weight from ``generator`` (PyTorch's default distribution).
+Initializer = Callable[[nn.Module, torch.Generator], nn.Module]
 
-    Weights and biases are drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which is what
-    ``nn.Linear`` / ``nn.Conv2d`` draw by default, but from an explicit generator and in module
-    order, so that a seed fixes the initial weights whatever else used the global generator.
-    """
+INITIALIZERS: Registry[Initializer] = Registry("weight initialisation")
+
+
+def _weighted_layers(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(weight, bias or None) of every layer with a weight matrix/kernel, in module order."""
+    layers = []
+    for layer in module.modules():
+        weight = getattr(layer, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.ndim < 2:
+            continue
+        bias = getattr(layer, "bias", None)
+        layers.append((weight, bias if isinstance(bias, torch.Tensor) else None))
+    return layers
+
+
+@INITIALIZERS.register("torch")
+def _torch_default(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Weights and biases from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), what ``nn.Linear`` /
+    ``nn.Conv2d`` draw by default."""
     with torch.no_grad():
-        for layer in module.modules():
-            weight = getattr(layer, "weight", None)
-            if not isinstance(weight, torch.Tensor) or weight.ndim < 2:
-                continue
+        for weight, bias in _weighted_layers(module):
             bound = 1.0 / math.sqrt(math.prod(weight.shape[1:]))
             weight.uniform_(-bound, bound, generator=generator)
-            bias = getattr(layer, "bias", None)
-            if isinstance(bias, torch.Tensor):
+            if bias is not None:
                 bias.uniform_(-bound, bound, generator=generator)
     return module
+
+
+@INITIALIZERS.register("glorot_uniform")
+def _glorot_uniform(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Weights from U(-a, a) with a = sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio, AISTATS
+    2010; ``nn.init.xavier_uniform_``, Keras' default kernel initialiser) and zero biases."""
+    with torch.no_grad():
+        for weight, bias in _weighted_layers(module):
+            receptive = math.prod(weight.shape[2:])
+            fan_in, fan_out = weight.shape[1] * receptive, weight.shape[0] * receptive
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            weight.uniform_(-bound, bound, generator=generator)
+            if bias is not None:
+                bias.zero_()
+    return module
+
+
+def init_module(module: nn.Module, generator: torch.Generator, init: str = "torch") -> nn.Module:
+    """Initialise every layer's weights from ``generator`` with the named distribution.
+
+    ``init`` is a name in :data:`INITIALIZERS`: ``"torch"`` (PyTorch's default) or
+    ``"glorot_uniform"``. Draws come from the explicit generator and in module order, so that a
+    seed fixes the initial weights whatever else used the global generator.
+    """
+    return INITIALIZERS.get(init)(module, generator)
 
 
 def architecture_names() -> list[str]:

@@ -19,7 +19,7 @@ from miaudit.models.architectures import ArchConfig
 from miaudit.models.batching import ChunkPlan
 from miaudit.models.optim import OPTIMIZERS
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.schedules import SCHEDULES
+from miaudit.models.schedules import learning_rate
 from miaudit.registry import Registry
 
 EpochHook = Callable[[int], None]
@@ -73,11 +73,10 @@ class StackedEngine(ABC):
         """Train on records ``x``/``y`` (the whole data set; subsets index into it)."""
         recipe, plan = self.recipe, self.plan
         optimizer = OPTIMIZERS.get(recipe.optimizer).stacked(self.params, recipe, plan.groups)
-        schedule = SCHEDULES.get(recipe.schedule)
         x = self.prepare_inputs(x)
         with torch.no_grad():
             for epoch in range(recipe.epochs):
-                lr = schedule(recipe.lr, epoch, recipe.epochs)
+                lr = learning_rate(recipe, epoch)
                 idx = plan.epoch_indices()
                 labels = y[idx]
                 self.begin_epoch(idx)

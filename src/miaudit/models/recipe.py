@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from miaudit.errors import ConfigError
 from miaudit.models.optim import OPTIMIZERS
-from miaudit.models.schedules import SCHEDULES
+from miaudit.models.schedules import SCHEDULE_PARAMS, SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,15 @@ class TrainingRecipe:
 
     The defaults are the Location30 / Purchase100 setting of Shokri et al. (S&P 2017) as commonly
     reproduced: Adam, lr 1e-3, 30 epochs, batches of 64. ``momentum`` only affects SGD;
-    ``weight_decay`` is an L2 term added to the gradient (``torch.optim`` semantics).
+    ``weight_decay`` is an L2 term added to the gradient (``torch.optim`` semantics); with
+    ``optimizer="sgd", momentum=0`` the update is plain SGD, ``p -= lr * grad``.
+
+    ``schedule="step"`` multiplies the rate by ``gamma`` at each epoch of ``milestones``
+    (strictly increasing, >= 1; e.g. ``milestones=(150,), gamma=0.1``, see
+    ``miaudit.models.schedules.step``). ``milestones`` and ``gamma`` belong to the step schedule
+    only: another schedule refuses them unless they keep their defaults, and :meth:`to_dict`
+    writes them only for the step schedule, so recipes (and cache keys) that never use them are
+    what they were before these fields existed.
     """
 
     optimizer: str = "adam"
@@ -28,6 +37,8 @@ class TrainingRecipe:
     epochs: int = 30
     batch_size: int = 64
     schedule: str = "constant"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -43,14 +54,36 @@ class TrainingRecipe:
         _check_float("weight_decay", self.weight_decay, low=0.0)
         _check_int("epochs", self.epochs)
         _check_int("batch_size", self.batch_size)
+        object.__setattr__(self, "milestones", _check_milestones(self.milestones))
+        _check_float("gamma", self.gamma, low=0.0, low_inclusive=False)
+        used = SCHEDULE_PARAMS.get(self.schedule, ())
+        for name in ("milestones", "gamma"):
+            if name not in used and getattr(self, name) != _DEFAULTS[name]:
+                raise ConfigError(
+                    f"training option {name} applies to the step schedule only, not to schedule {self.schedule!r}"
+                )
+        if self.schedule == "step" and not self.milestones:
+            raise ConfigError("the step schedule needs milestones (epochs at which the rate is multiplied by gamma)")
         # Normalise numpy scalars and ints given for floats (lr=1) so that equal recipes hash alike.
-        for name in ("lr", "momentum", "weight_decay"):
+        for name in ("lr", "momentum", "weight_decay", "gamma"):
             object.__setattr__(self, name, float(getattr(self, name)))
         for name in ("epochs", "batch_size"):
             object.__setattr__(self, name, int(getattr(self, name)))
 
+    def schedule_params(self) -> dict[str, Any]:
+        """The keyword parameters of this recipe's schedule (``{}`` for constant and cosine)."""
+        return {name: getattr(self, name) for name in SCHEDULE_PARAMS.get(self.schedule, ())}
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-able fields; ``milestones``/``gamma`` only when the schedule uses them."""
+        data = asdict(self)
+        used = SCHEDULE_PARAMS.get(self.schedule, ())
+        for name in ("milestones", "gamma"):
+            if name not in used:
+                del data[name]
+        if "milestones" in data:
+            data["milestones"] = list(self.milestones)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingRecipe:
@@ -58,6 +91,18 @@ class TrainingRecipe:
         if unknown:
             raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}")
         return cls(**data)
+
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainingRecipe)}
+
+
+def _check_milestones(value: Any) -> tuple[int, ...]:
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value
+    )
+    if not ok or any(b <= a for a, b in itertools.pairwise(value)):
+        raise ConfigError(f"training option milestones must be strictly increasing epochs >= 1, got {value!r}")
+    return tuple(int(v) for v in value)
 
 
 def _check_float(

@@ -18,13 +18,17 @@ from miaudit.models.architectures import ArchConfig, build_module, init_module
 from miaudit.models.inputs import as_features, as_labels, check_num_classes, to_tensors
 from miaudit.models.optim import OPTIMIZERS
 from miaudit.models.recipe import TrainingRecipe
-from miaudit.models.schedules import SCHEDULES
+from miaudit.models.schedules import learning_rate
 from miaudit.models.seeding import check_seed, epoch_permutation, init_generator, order_generator
 
 
 def new_model(arch: ArchConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
-    """A freshly initialised module: the same weights for the same (arch, shape, classes, seed)."""
-    return init_module(build_module(arch, input_shape, num_classes, empty=True), init_generator(seed))
+    """A freshly initialised module: the same weights for the same (arch, shape, classes, seed).
+
+    The distribution is the architecture's ``init`` option where it has one (default "torch").
+    """
+    init = arch.resolved().option_dict().get("init", "torch")
+    return init_module(build_module(arch, input_shape, num_classes, empty=True), init_generator(seed), init)
 
 
 def train_one(
@@ -48,12 +52,11 @@ def train_one(
     model = new_model(arch, tuple(x_np.shape[1:]), num_classes, seed)
     model.train()
     optimizer = OPTIMIZERS.get(recipe.optimizer).torch(model.parameters(), recipe)
-    schedule = SCHEDULES.get(recipe.schedule)
     order = order_generator(seed)
     n, bs = len(xt), recipe.batch_size
     for epoch in range(recipe.epochs):
         for group in optimizer.param_groups:
-            group["lr"] = schedule(recipe.lr, epoch, recipe.epochs)
+            group["lr"] = learning_rate(recipe, epoch)
         perm = epoch_permutation(n, order)
         for step in range(math.ceil(n / bs)):
             idx = perm[step * bs : (step + 1) * bs]
