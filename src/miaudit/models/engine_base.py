@@ -28,7 +28,7 @@ EpochHook = Callable[[int], None]
 class StackedEngine(ABC):
     """Trains the initialised ``modules`` (stacked in ``plan.stack_order``) in one pass.
 
-    Subclasses set ``self.params`` (stacked tensors, shape (K, ...)) in ``__init__`` and
+    Subclasses set ``self.params`` (stacked tensors, shape (K, ...)) in :meth:`setup` and
     implement :meth:`gradients` and :meth:`export`.
     """
 
@@ -49,6 +49,11 @@ class StackedEngine(ABC):
         self.num_classes = num_classes
         self.modules = list(modules)
         self.plan = plan
+        self.setup()
+
+    @abstractmethod
+    def setup(self) -> None:
+        """Build the stacked state (``self.params``) from ``self.modules`` and ``self.plan``."""
 
     @abstractmethod
     def gradients(

@@ -15,24 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
-from miaudit.models.architectures import ArchConfig
-from miaudit.models.batching import ChunkPlan
 from miaudit.models.engine_base import ENGINES, StackedEngine
-from miaudit.models.recipe import TrainingRecipe
 
 
 @ENGINES.register("functional")
 class FunctionalEngine(StackedEngine):
-    def __init__(
-        self,
-        arch: ArchConfig,
-        recipe: TrainingRecipe,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        modules: Sequence[nn.Module],
-        plan: ChunkPlan,
-    ) -> None:
-        super().__init__(arch, recipe, input_shape, num_classes, modules, plan)
+    def setup(self) -> None:
         params, buffers = stack_module_state(self.modules)
         self.names = list(params)
         self.stacked = {n: p.detach().clone() for n, p in params.items()}

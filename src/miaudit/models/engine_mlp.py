@@ -24,10 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from miaudit.models.architectures import ACTIVATIONS, ArchConfig
-from miaudit.models.batching import ChunkPlan
+from miaudit.models.architectures import ACTIVATIONS
 from miaudit.models.engine_base import ENGINES, StackedEngine
-from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.sparse_input import SparseBinaryInput, is_sparse_binary
 
 ALIGN = 16  # floats per 64-byte cache line
@@ -35,20 +33,11 @@ ALIGN = 16  # floats per 64-byte cache line
 
 @ENGINES.register("stacked_mlp")
 class StackedMLPEngine(StackedEngine):
-    def __init__(
-        self,
-        arch: ArchConfig,
-        recipe: TrainingRecipe,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        modules: Sequence[nn.Module],
-        plan: ChunkPlan,
-    ) -> None:
-        super().__init__(arch, recipe, input_shape, num_classes, modules, plan)
-        self.activation = ACTIVATIONS.get(arch.resolved().option_dict()["activation"])
+    def setup(self) -> None:
+        self.activation = ACTIVATIONS.get(self.arch.resolved().option_dict()["activation"])
         linears = [_linears(module) for module in self.modules]
         self.n_layers = len(linears[0])
-        k, bs = plan.num_models, plan.batch_size
+        k, bs = self.plan.num_models, self.plan.batch_size
         self.in_features = linears[0][0].in_features
         self.padded_in = _aligned(self.in_features)
         self.weights = [
