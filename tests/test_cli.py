@@ -83,3 +83,20 @@ def test_location30_correctness_balanced_accuracy_identity(real_data_dir, tmp_pa
     assert train - test > 0.1  # the Location30 MLP overfits; the identity is not vacuous
     row = next(line for line in proc.stdout.splitlines() if line.strip("│ ").startswith("correctness"))
     assert f"{bal:.4f}" in row and f"{train:.4f}" in row and f"{test:.4f}" in row
+
+
+def test_datasets_verify_reports_checksums_and_exits_2_on_a_mismatch(tmp_path, real_data_dir):
+    ok = run_cli("datasets", "verify", "location30", "--data-dir", str(real_data_dir))
+    assert ok.returncode == 0 and "sha256 ok" in ok.stdout, ok.stderr
+    bad = tmp_path / "location30"
+    bad.mkdir()
+    (bad / "dataset_location.tgz").write_bytes(b"not the archive")
+    proc = run_cli("datasets", "verify", "location30", "--data-dir", str(tmp_path))
+    assert proc.returncode == 2 and "MISMATCH" in proc.stdout and "delete it" in proc.stdout
+
+
+def test_corrupt_user_file_is_one_line_exit_2(tmp_path):
+    path = tmp_path / "data.npz"
+    path.write_bytes(b"PK\x03\x04 definitely not a zip")
+    proc = run_cli("audit", "--dataset", str(path), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
