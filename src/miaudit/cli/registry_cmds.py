@@ -20,6 +20,23 @@ def attack_rows() -> list[dict[str, str]]:
     return rows
 
 
+def threat_rows() -> list[dict[str, str]]:
+    """One row per threat-model preset: what the attacker sees and knows."""
+    from miaudit.threat import THREAT_MODELS
+
+    return [
+        {
+            "threat model": name,
+            "output": t.output.name.lower().replace("_", "-"),
+            "architecture": "yes" if t.knows_architecture else "no",
+            "parameters": "yes" if t.knows_parameters else "no",
+            "training recipe": "yes" if t.knows_training_recipe else "no",
+            "data": t.data.name.lower().replace("_", "-"),
+        }
+        for name, t in THREAT_MODELS.items()
+    ]
+
+
 def markdown_table(rows: list[dict[str, str]]) -> str:
     """A GitHub markdown table of ``rows`` (the README embeds the attack table this way)."""
     header = list(rows[0])
@@ -63,3 +80,10 @@ def _configure_attacks(parser: argparse.ArgumentParser) -> None:
 
 COMMANDS.add("attacks", Command("List the registered attacks and what each needs.", _configure_attacks, _run_attacks))
 COMMANDS.add("models", Command("List the model architectures and estimators.", add_output_flags, _run_models))
+
+
+def _run_threats(args: argparse.Namespace) -> int:
+    return _print_rows(args, "Threat-model presets (survey Table 1)", threat_rows())
+
+
+COMMANDS.add("threat-models", Command("List the threat-model presets.", _configure_attacks, _run_threats))
