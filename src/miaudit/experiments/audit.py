@@ -88,8 +88,18 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
 
     threat = THREAT_MODELS.get(config.threat_model)
     selected = list(config.attacks) if config.attacks is not None else ATTACKS.names()
+    # Requirements are checked before any training, so a refusal costs nothing.
+    permitted: list[str] = []
+    skipped: dict[str, str] = {}
     for name in selected:
-        ATTACKS.get(name)  # unknown names fail before any training
+        reason = check(ATTACKS.get(name).requirements, threat)  # unknown names fail here too
+        if reason is None:
+            permitted.append(name)
+        elif config.attacks is not None:
+            # Asked for by name: refuse rather than run it with knowledge it may not have.
+            raise ConfigError(f"attack {name!r} is not permitted by threat model {threat.name!r}: {reason}")
+        else:
+            skipped[name] = reason
     if config.n_shadow_models < 1:
         raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
 
@@ -137,17 +147,8 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     x_eval, y_eval = dataset.x[record_idx], dataset.y[record_idx]
 
     outcomes: list[AttackOutcome] = []
-    skipped: dict[str, str] = {}
-    for name in selected:
-        attack_cls = ATTACKS.get(name)
-        reason = check(attack_cls.requirements, threat)
-        if reason is not None and config.attacks is not None:
-            # Asked for by name: refuse rather than run it with knowledge it may not have.
-            raise ConfigError(f"attack {name!r} is not permitted by threat model {threat.name!r}: {reason}")
-        if reason is not None:
-            skipped[name] = reason
-            continue
-        attack = attack_cls().fit(knowledge)
+    for name in permitted:
+        attack = ATTACKS.get(name)().fit(knowledge)
         access = TargetAccess(target, threat, input_shape=dataset.feature_shape)
         result = attack.score(access, x_eval, y_eval)
         m = metrics.evaluate(
