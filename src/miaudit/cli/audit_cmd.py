@@ -14,7 +14,7 @@ from miaudit.errors import ConfigError
 
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="registered data set (see `miaudit datasets list`) or a CSV/.npz/image-folder path")
-    p.add_argument("--label-column", default=None, help="label column of a CSV data set (default: the last column)")
+    p.add_argument("--label-column", default=None, help="label column of a CSV data set (default: a column named label, labels, y, class or target)")
     p.add_argument("--model", default=None, help="target model (see `miaudit models`); default depends on the data set")
     p.add_argument("--seed", type=int, default=0, help="the one seed behind every split, initialisation and sample")
     p.add_argument("--out", default="results/audit", help="results folder (results.json, scores.csv)")
