@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, console
 from miaudit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from miaudit.experiments import AuditResult
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
@@ -24,6 +28,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the training recipe's epochs")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
     p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")
+    p.add_argument("--save-target", default=None, metavar="DIR", help="also save the trained target (torch models) as a model folder for `miaudit serve`")
     p.add_argument("--no-cache", action="store_true", help="train everything afresh and cache nothing")
     add_data_dir_flag(p)
     add_output_flags(p)
@@ -31,6 +36,22 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 def _fmt(value: float | None) -> str:
     return "n/m" if value is None else f"{value:.4f}"
+
+
+def _save_target(result: "AuditResult", path: Path) -> None:
+    from miaudit.models import ArchConfig, TorchClassifier
+    from miaudit.targets.model_dir import save_model_dir
+
+    if not isinstance(result.target, TorchClassifier):
+        raise ConfigError(f"--save-target saves torch models only; {result.model_name!r} is a scikit-learn estimator")
+    save_model_dir(
+        result.target,
+        ArchConfig(result.model_name, result.model_options),
+        path,
+        num_classes=result.dataset.num_classes,
+        input_shape=result.dataset.feature_shape,
+        class_names=result.dataset.class_names,
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -58,6 +79,8 @@ def _run(args: argparse.Namespace) -> int:
     out = console(args)
     result = run_audit(config, progress=not (args.quiet or args.json))
     json_path, csv_path = write_results(result, Path(args.out))
+    if args.save_target:
+        _save_target(result, Path(args.save_target))
     summary = result_summary(result)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -60,6 +60,7 @@ class AuditResult:
     model_name: str
     model_options: dict[str, Any]
     recipe: dict[str, Any]
+    target: Any  # the trained target (a miaudit.models Classifier)
     train_accuracy: float
     test_accuracy: float
     record_indices: np.ndarray
@@ -168,6 +169,7 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
         model_name=model_name,
         model_options=model_options,
         recipe=recipe.to_dict(),
+        target=target,
         train_accuracy=train_acc,
         test_accuracy=test_acc,
         record_indices=record_idx,

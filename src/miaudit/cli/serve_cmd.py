@@ -1,0 +1,42 @@
+"""``miaudit serve``: put a saved model folder behind the HTTP prediction API (uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from miaudit.cli.common import COMMANDS, Command
+from miaudit.errors import ConfigError
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="folder written by save_model_dir (model.json + model.safetensors)")
+    p.add_argument("--output", required=True, help="what answers release: label, topK (e.g. top3) or full")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    p.add_argument("--api-key", action="append", default=None, metavar="KEY", help="require this API key (repeat for several)")
+    p.add_argument("--max-batch", type=int, default=1024, help="most records per request (default 1024)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="server log level")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from miaudit.targets.model_dir import load_model_dir, read_model_meta
+    from miaudit.targets.server import create_app
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.max_batch < 1:
+        raise ConfigError(f"--max-batch must be >= 1, got {args.max_batch}")
+    classifier = load_model_dir(args.model_dir)
+    meta = read_model_meta(args.model_dir)
+    app = create_app(
+        classifier, output=args.output, max_batch=args.max_batch, api_keys=args.api_key, class_names=meta.get("class_names", ())
+    )
+    import uvicorn
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+COMMANDS.add("serve", Command("serve a saved model over HTTP with a chosen output policy", _configure, _run))
