@@ -15,7 +15,10 @@ and returns the reason a mismatch is refused. Nothing is ever silently granted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import numbers
+import re
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 from miaudit.errors import ConfigError
@@ -50,7 +53,8 @@ class ThreatModel:
     knows_parameters: bool = False
     knows_training_recipe: bool = False
     data: DataKnowledge = DataKnowledge.SAME_DISTRIBUTION
-    query_budget: int | None = None
+    query_budget: int | None = None  # queries (records) per attack; each attack gets a fresh count
+    price_per_query: float | None = None  # what one query (one record) costs the attacker
 
     def __post_init__(self) -> None:
         if (self.output == OutputAccess.TOP_K) != (self.top_k is not None):
@@ -63,6 +67,8 @@ class ThreatModel:
             raise ConfigError("white-box output access needs knowledge of the parameters")
         if self.query_budget is not None and self.query_budget < 0:
             raise ConfigError(f"query budget must be >= 0, got {self.query_budget}")
+        if self.price_per_query is not None and not (math.isfinite(self.price_per_query) and self.price_per_query >= 0):
+            raise ConfigError(f"price per query must be a finite number >= 0, got {self.price_per_query}")
 
 
 @dataclass(frozen=True)
@@ -139,3 +145,64 @@ for _preset in (
     ThreatModel("label-only", OutputAccess.LABEL),
 ):
     THREAT_MODELS.add(_preset.name, _preset)
+
+
+_TOPK_RE = re.compile(r"top-?(\d+)")
+
+
+def parse_output(text: str) -> tuple[OutputAccess, int | None]:
+    """``label``, ``topK`` (also ``top-K``, e.g. ``top3``) or ``full`` -> (output access, top_k)."""
+    t = str(text).strip().lower()
+    if t == "label":
+        return OutputAccess.LABEL, None
+    if t in ("full", "probabilities"):
+        return OutputAccess.PROBABILITIES, None
+    match = _TOPK_RE.fullmatch(t)
+    if match:
+        k = int(match.group(1))
+        if k < 1:
+            raise ConfigError(f"output {text!r}: top-k needs k >= 1 (e.g. top3)")
+        return OutputAccess.TOP_K, k
+    raise ConfigError(f"unknown output {text!r}; expected label, topK (e.g. top3) or full")
+
+
+def derive(
+    preset: str | ThreatModel,
+    *,
+    output: str | None = None,
+    query_budget: int | None = None,
+    price_per_query: float | None = None,
+) -> ThreatModel:
+    """A threat model from a preset (a name in :data:`THREAT_MODELS` or a :class:`ThreatModel`) with overrides.
+
+    ``output`` replaces what one query returns (``label``, ``topK`` such as ``top3``, or ``full``),
+    keeping the preset's knowledge of the model, training recipe and data; ``query_budget`` caps
+    the queries (records) *each attack* may make; ``price_per_query`` prices each query. The name
+    records the overrides, e.g. ``gray-box+top3+budget=1000``. Without overrides the preset itself
+    is returned.
+    """
+    base = THREAT_MODELS.get(preset) if isinstance(preset, str) else preset
+    changes: dict[str, object] = {}
+    suffix: list[str] = []
+    if output is not None:
+        access, k = parse_output(output)
+        changes.update(output=access, top_k=k)
+        suffix.append("label" if access == OutputAccess.LABEL else ("full" if k is None else f"top{k}"))
+    if query_budget is not None:
+        if isinstance(query_budget, bool) or not isinstance(query_budget, numbers.Integral) or query_budget < 0:
+            raise ConfigError(f"query budget must be a whole number >= 0, got {query_budget!r}")
+        query_budget = int(query_budget)
+        changes["query_budget"] = query_budget
+        suffix.append(f"budget={query_budget}")
+    if price_per_query is not None:
+        try:
+            price = float(price_per_query)
+        except (TypeError, ValueError):
+            raise ConfigError(f"price per query must be a number, got {price_per_query!r}") from None
+        if not (math.isfinite(price) and price >= 0):
+            raise ConfigError(f"price per query must be a finite number >= 0, got {price_per_query!r}")
+        changes["price_per_query"] = price
+        suffix.append(f"price={price:g}")
+    if not changes:
+        return base
+    return replace(base, name="+".join([base.name, *suffix]), **changes)

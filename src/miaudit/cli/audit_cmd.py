@@ -23,6 +23,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="the one seed behind every split, initialisation and sample")
     p.add_argument("--out", default="results/audit", help="results folder (results.json, scores.csv)")
     p.add_argument("--threat-model", default="gray-box", help="black-box | gray-box | white-box | label-only")
+    p.add_argument("--output", default=None, metavar="ACCESS", help="override what one query returns: label | topK (e.g. top3) | full")
+    p.add_argument("--query-budget", type=int, default=None, metavar="N", help="queries (records) each attack may make; each attack has its own budget, and one that runs out is skipped")
+    p.add_argument("--price-per-query", type=float, default=None, metavar="PRICE", help="price of one query; results.json then reports each attack's cost")
     p.add_argument("--attacks", default=None, help="comma-separated attack names (default: all the threat model permits)")
     p.add_argument("--shadow-models", type=int, default=4, help="shadow models the attacker trains (default 4)")
     p.add_argument("--epochs", type=int, default=None, help="override the training recipe's epochs")
@@ -68,6 +71,9 @@ def _run(args: argparse.Namespace) -> int:
         model=args.model,
         seed=args.seed,
         threat_model=args.threat_model,
+        output=args.output,
+        query_budget=args.query_budget,
+        price_per_query=args.price_per_query,
         attacks=attacks,
         n_shadow_models=args.shadow_models,
         recipe={"epochs": args.epochs} if args.epochs is not None else {},
@@ -87,11 +93,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     table = Table(
-        title=f"{result.dataset.name} / {result.model_name} / seed {config.seed} / threat model {config.threat_model}",
+        title=f"{result.dataset.name} / {result.model_name} / seed {config.seed} / threat model {summary['threat_model']}",
         caption="balanced accuracy at each attack's own threshold (source in results.json); n/m = not measurable",
     )
-    for col in ("attack", "knowledge (output/model/training/data)", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "balanced acc", "target train acc", "target test acc"):
-        table.add_column(col, justify="right" if col[0].isupper() or col.startswith(("TPR", "bal", "target")) else "left")
+    for col in ("attack", "knowledge (output/model/training/data)", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "balanced acc", "queries/record", "target train acc", "target test acc"):
+        table.add_column(col, justify="right" if col[0].isupper() or col.startswith(("TPR", "bal", "queries", "target")) else "left")
     for o in result.outcomes:
         m = o.metrics
         ci = f" [{m.auc_ci[0]:.3f}, {m.auc_ci[1]:.3f}]" if m.auc_ci else ""
@@ -102,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
             _fmt(m.tpr_at_fpr.get(0.01)),
             _fmt(m.tpr_at_fpr.get(0.001)),
             _fmt(m.balanced_accuracy),
+            f"{o.result.queries_per_record:g}",
             f"{result.train_accuracy:.4f}",
             f"{result.test_accuracy:.4f}",
         )

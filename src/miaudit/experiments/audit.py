@@ -22,8 +22,8 @@ from miaudit.errors import ConfigError
 from miaudit.experiments.defaults import defaults_for
 from miaudit.io_utils import stable_hash
 from miaudit.paths import cache_dir as default_cache_dir
-from miaudit.targets.access import TargetAccess
-from miaudit.threat import THREAT_MODELS, check
+from miaudit.targets.access import QueryBudgetExceededError, TargetAccess
+from miaudit.threat import ThreatModel, check, derive
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,11 @@ class AuditConfig:
     seed: int = 0
     split: SplitSizes | None = None
     threat_model: str = "gray-box"
+    # Overrides of the preset (see miaudit.threat.derive): what a query returns ("label", "top3",
+    # "full"), the queries each attack may make (every attack gets its own budget), a price per query.
+    output: str | None = None
+    query_budget: int | None = None
+    price_per_query: float | None = None
     attacks: tuple[str, ...] | None = None  # None: every registered attack the threat model permits
     n_shadow_models: int = 4
     n_bootstrap: int = 200
@@ -50,6 +55,7 @@ class AuditConfig:
 class AttackOutcome:
     result: AttackResult
     metrics: metrics.Metrics
+    queries: int = 0  # queries the attack made (records x calls, white-box calls included)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class AuditResult:
     is_member: np.ndarray
     outcomes: list[AttackOutcome]
     skipped: dict[str, str]
+    threat: ThreatModel | None = None  # the derived threat model the attacks ran under
 
 
 def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -87,7 +94,12 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     """Train (or load from cache) the target, run the permitted attacks, evaluate them."""
     from miaudit.models import ModelCache, TrainingRecipe, fit_classifier
 
-    threat = THREAT_MODELS.get(config.threat_model)
+    threat = derive(
+        config.threat_model,
+        output=config.output,
+        query_budget=config.query_budget,
+        price_per_query=config.price_per_query,
+    )
     selected = list(config.attacks) if config.attacks is not None else ATTACKS.names()
     # Requirements are checked before any training, so a refusal costs nothing.
     permitted: list[str] = []
@@ -150,8 +162,14 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     outcomes: list[AttackOutcome] = []
     for name in permitted:
         attack = ATTACKS.get(name)().fit(knowledge)
+        # A fresh access per attack: the query budget applies to each attack separately.
         access = TargetAccess(target, threat, input_shape=dataset.feature_shape)
-        result = attack.score(access, x_eval, y_eval)
+        try:
+            result = attack.score(access, x_eval, y_eval)
+        except QueryBudgetExceededError as exc:
+            # Not enough queries for this attack: record it as skipped and go on with the others.
+            skipped[name] = f"needs more queries than the budget allows: {exc} ({len(x_eval)} records to score)"
+            continue
         m = metrics.evaluate(
             result.scores,
             is_member,
@@ -160,7 +178,7 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
             n_bootstrap=config.n_bootstrap,
             seed=config.seed,
         )
-        outcomes.append(AttackOutcome(result, m))
+        outcomes.append(AttackOutcome(result, m, queries=access.queries))
 
     return AuditResult(
         config=config,
@@ -176,4 +194,5 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
         is_member=is_member,
         outcomes=outcomes,
         skipped=skipped,
+        threat=threat,
     )

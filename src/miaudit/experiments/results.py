@@ -13,13 +13,44 @@ from pathlib import Path
 from typing import Any
 
 from miaudit import __version__
-from miaudit.experiments.audit import AuditResult
+from miaudit.experiments.audit import AttackOutcome, AuditResult
 from miaudit.io_utils import atomic_path
+from miaudit.threat import ThreatModel
+
+
+def _threat_dict(threat: ThreatModel | None) -> dict[str, Any] | None:
+    if threat is None:
+        return None
+    return {
+        "name": threat.name,
+        "output": threat.output.name.lower().replace("_", "-"),
+        "top_k": threat.top_k,
+        "knows_architecture": threat.knows_architecture,
+        "knows_parameters": threat.knows_parameters,
+        "knows_training_recipe": threat.knows_training_recipe,
+        "data": threat.data.name.lower().replace("_", "-"),
+        "query_budget_per_attack": threat.query_budget,
+        "price_per_query": threat.price_per_query,
+    }
+
+
+def _attack_dict(o: AttackOutcome, price: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        **o.metrics.to_dict(),
+        "queries": o.queries,
+        "queries_per_record": o.result.queries_per_record,
+    }
+    if price is not None:
+        out["cost"] = o.queries * price
+    out["details"] = o.result.details
+    return out
 
 
 def result_summary(result: AuditResult) -> dict[str, Any]:
     """The JSON-able summary of an audit (everything but the per-record scores)."""
     cfg = dataclasses.asdict(result.config)
+    threat = result.threat
+    price = threat.price_per_query if threat is not None else None
     cfg["split"] = result.split.sizes()
     return {
         "miaudit_version": __version__,
@@ -38,15 +69,9 @@ def result_summary(result: AuditResult) -> dict[str, Any]:
             "train_accuracy": result.train_accuracy,
             "test_accuracy": result.test_accuracy,
         },
-        "threat_model": result.config.threat_model,
-        "attacks": {
-            o.result.attack: {
-                **o.metrics.to_dict(),
-                "queries_per_record": o.result.queries_per_record,
-                "details": o.result.details,
-            }
-            for o in result.outcomes
-        },
+        "threat_model": threat.name if threat is not None else result.config.threat_model,
+        "threat": _threat_dict(threat),
+        "attacks": {o.result.attack: _attack_dict(o, price) for o in result.outcomes},
         "skipped": result.skipped,
     }
 

@@ -8,11 +8,20 @@ The target is either an in-process model with ``predict_proba`` or a :class:`Que
 (e.g. :class:`miaudit.targets.http_target.HttpTarget`, a model behind an HTTP server) that
 answers ``query(x, output, k)`` with at most what it releases itself; a backend that releases
 less than the threat model asks for raises :class:`AccessDeniedError` (it never fakes outputs).
+
+The query budget counts records: each record in each call is one query, white-box calls
+included (``parameters()`` counts as one). One TargetAccess is one attack's budget: the audit
+gives each attack a fresh one, so a budget of N allows N queries *per attack*.
+
+Under a white-box threat model (and only then) an in-process torch target also answers
+``losses``, ``gradients``, ``activations`` and ``parameters``; any other backend (a scikit-learn
+estimator, a model behind HTTP) raises :class:`AccessDeniedError`, as white-box access needs the
+module itself.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -62,6 +71,16 @@ class ModelBackend:
     def __init__(self, model: ProbabilisticModel) -> None:
         self.model = model
 
+    @property
+    def module(self) -> Any:
+        """The model's torch module (``TorchClassifier.module``), or None when it has none."""
+        module = getattr(self.model, "module", None)
+        try:
+            from torch import nn
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return None
+        return module if isinstance(module, nn.Module) else None
+
     def query(self, x: np.ndarray, output: OutputAccess, k: int | None) -> QueryAnswer:
         proba = self.model.predict_proba(x)
         labels = proba.argmax(axis=1)
@@ -89,15 +108,23 @@ class TargetAccess:
     def output(self) -> OutputAccess:
         return self.threat.output
 
-    def _query(self, x: np.ndarray, output: OutputAccess, k: int | None) -> QueryAnswer:
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         if x.shape[1:] != self.input_shape:
             raise InputError(f"queries must have shape (n, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+        return x
+
+    def _charge(self, n: int) -> None:
+        """Fail before asking the target if ``n`` more queries would exceed the budget."""
         budget = self.threat.query_budget
-        if budget is not None and self.queries + len(x) > budget:
+        if budget is not None and self.queries + n > budget:
             raise QueryBudgetExceededError(
-                f"query budget of {budget} exceeded ({self.queries} used, {len(x)} more asked); raise the budget"
+                f"query budget of {budget} exceeded ({self.queries} used, {n} more asked); raise the budget"
             )
+
+    def _query(self, x: np.ndarray, output: OutputAccess, k: int | None) -> QueryAnswer:
+        x = self._check_input(x)
+        self._charge(len(x))
         answer = self._backend.query(x, output, k)
         self.queries += len(x)
         return answer
@@ -125,3 +152,122 @@ class TargetAccess:
         proba = self._query(x, OutputAccess.PROBABILITIES, None)[1]
         assert proba is not None
         return proba
+
+    # -- white box -------------------------------------------------------------------------
+
+    def _white_box_module(self) -> Any:
+        if self.output < OutputAccess.WHITE_BOX:
+            raise AccessDeniedError(f"threat model {self.threat.name!r} does not release white-box access")
+        module = getattr(self._backend, "module", None)
+        if module is None:
+            raise AccessDeniedError(
+                "white-box access needs an in-process torch model (a TorchClassifier); this target is not one"
+            )
+        return module
+
+    def _white_box_batches(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, list[Any]]:
+        """Check access, inputs and budget; charge the records; return the module and torch batches."""
+        import torch
+
+        module = self._white_box_module()
+        x = self._check_input(x)
+        if y is not None:
+            y = np.asarray(y)
+            if y.shape != (len(x),):
+                raise InputError(f"labels must have shape ({len(x)},), got {y.shape}")
+        self._charge(len(x))
+        self.queries += len(x)
+        batches = []
+        for start in range(0, len(x), _WHITE_BOX_BATCH):
+            xb = torch.from_numpy(np.ascontiguousarray(x[start : start + _WHITE_BOX_BATCH]))
+            yb = None if y is None else torch.as_tensor(y[start : start + _WHITE_BOX_BATCH], dtype=torch.long)
+            batches.append((xb, yb))
+        return module, batches
+
+    def losses(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-record cross-entropy loss (float64), ``-log softmax(logits)[y]``."""
+        import torch
+
+        module, batches = self._white_box_batches(x, y)
+        out = []
+        with torch.no_grad():
+            for xb, yb in batches:
+                logp = torch.log_softmax(module(xb).double(), dim=1)
+                out.append(-logp.gather(1, yb[:, None])[:, 0].numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def gradients(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-record gradient of the cross-entropy loss w.r.t. the parameters, flattened per layer.
+
+        Returns ``{layer name: (n, parameters of that layer)}`` in the module's parameter order; a
+        layer's tensors (weight, then bias) are concatenated in ``named_parameters`` order.
+        Computed with ``torch.func.vmap(grad(...))`` over ``functional_call``.
+        """
+        import torch
+        from torch.func import functional_call, grad, vmap
+
+        module, batches = self._white_box_batches(x, y)
+        params = {k: v.detach() for k, v in module.named_parameters()}
+        buffers = {k: v.detach() for k, v in module.named_buffers()}
+
+        def loss_one(p: dict[str, Any], xi: Any, yi: Any) -> Any:
+            logits = functional_call(module, (p, buffers), (xi[None],))
+            return torch.nn.functional.cross_entropy(logits, yi[None])
+
+        per_record = vmap(grad(loss_one), in_dims=(None, 0, 0))
+        layers: dict[str, list[str]] = {}
+        for name in params:
+            layers.setdefault(name.rpartition(".")[0] or name, []).append(name)
+        chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+        for xb, yb in batches:
+            g = per_record(params, xb, yb)
+            for layer, names in layers.items():
+                flat = torch.cat([g[name].reshape(len(xb), -1) for name in names], dim=1)
+                chunks[layer].append(flat.numpy())
+        n_total = sum(len(xb) for xb, _ in batches)
+        return {
+            layer: np.concatenate(parts)
+            if parts
+            else np.zeros((n_total, sum(params[n].numel() for n in layers[layer])), dtype=np.float32)
+            for layer, parts in chunks.items()
+        }
+
+    def activations(self, x: np.ndarray) -> list[np.ndarray]:
+        """Outputs of the module's Linear and Conv layers, one ``(n, ...)`` array per layer, in forward order."""
+        import torch
+        from torch import nn
+
+        module, batches = self._white_box_batches(x)
+        layers = [m for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+        seen: list[list[np.ndarray]] = []
+        order: dict[int, int] = {}  # id(layer) -> index in forward order, fixed on the first batch
+        current: list[tuple[int, np.ndarray]] = []
+
+        def hook(layer: nn.Module, _inputs: Any, output: Any) -> None:
+            current.append((id(layer), output.detach().numpy().copy()))
+
+        handles = [layer.register_forward_hook(hook) for layer in layers]
+        try:
+            with torch.no_grad():
+                for xb, _ in batches:
+                    current.clear()
+                    module(xb)
+                    for key, value in current:
+                        if key not in order:
+                            order[key] = len(order)
+                            seen.append([])
+                        seen[order[key]].append(value)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return [np.concatenate(parts) for parts in seen]
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter as a numpy array, by name (counts as one query)."""
+        module = self._white_box_module()
+        self._charge(1)
+        self.queries += 1
+        return {name: p.detach().cpu().numpy().copy() for name, p in module.named_parameters()}
+
+
+_WHITE_BOX_BATCH = 256
