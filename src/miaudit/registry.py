@@ -35,6 +35,10 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
 
+    def remove(self, name: str) -> None:
+        """Drop ``name`` if present (for entries registered only for the span of one call)."""
+        self._entries.pop(name, None)
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]

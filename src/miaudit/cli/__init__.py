@@ -10,11 +10,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from miaudit.cli import audit_cmd, datasets_cmd, registry_cmds, reproduce_cmd, serve_cmd
+from miaudit.cli import (
+    audit_cmd,
+    datasets_cmd,
+    own_cmd,
+    registry_cmds,
+    reproduce_cmd,
+    serve_cmd,
+)
 from miaudit.cli.common import COMMANDS, UsageError
 from miaudit.errors import MiauditError
 
-_MODULES = (audit_cmd, datasets_cmd, registry_cmds, reproduce_cmd, serve_cmd)  # importing them fills COMMANDS
+_MODULES = (audit_cmd, datasets_cmd, own_cmd, registry_cmds, reproduce_cmd, serve_cmd)  # importing them fills COMMANDS
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -1,0 +1,401 @@
+"""Models trained outside miaudit, as miaudit classifiers ("audit your own model").
+
+Every classifier here exposes ``predict_logits(x) -> (n, C)``, ``predict_proba(x) -> (n, C)``
+(the softmax of the logits, see :class:`miaudit.models.classifier.LogitClassifier`),
+``num_classes`` and ``input_shape``, so it can stand behind :class:`TargetAccess` like any
+target miaudit trains itself.
+
+- :class:`TorchScriptClassifier`: a TorchScript archive (``torch.jit.save``), loaded with
+  ``torch.jit.load(map_location="cpu")``. TorchScript archives are read by TorchScript's own
+  restricted deserializer (code is TorchScript IR, tensors are raw storages), not by Python's
+  ``pickle``: loading one does not run arbitrary Python. (miaudit never calls ``torch.load`` or
+  unpickles anything a user hands in.)
+- :class:`OnnxClassifier`: an ONNX model run by ``onnxruntime`` (an optional dependency), whose
+  first output is logits or, with ``outputs="probabilities"``, probabilities.
+- :class:`TorchModuleClassifier`: an in-process ``torch.nn.Module`` (Python API).
+- :class:`PrecomputedOutputs`: no model at all, only its outputs on the evaluated records, read
+  from ``.npz`` (``allow_pickle=False``) or CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from miaudit.errors import ConfigError, DataError, InputError
+from miaudit.models.classifier import (
+    EVAL_BATCH,
+    LogitClassifier,
+    TorchClassifier,
+    _check_x,
+)
+
+PROBABILITY_TOLERANCE = 1e-3
+"""Rows of a probability matrix must sum to 1 within this (float32 outputs are not exact)."""
+
+_LOG_FLOOR = 1e-30
+
+
+def _existing_file(path: str | Path, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"{what} {str(p)!r} does not exist or is not a file; check the path")
+    return p
+
+
+def _check_outputs(out: np.ndarray, n: int, num_classes: int | None, source: str) -> np.ndarray:
+    arr = np.asarray(out)
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise InputError(f"{source} returned shape {arr.shape} for {n} records; it must return (n, num_classes)")
+    if num_classes is not None and arr.shape[1] != num_classes:
+        raise InputError(f"{source} returned {arr.shape[1]} classes, expected {num_classes}")
+    if arr.dtype.kind not in "fiu":
+        raise InputError(f"{source} returned non-numeric outputs (dtype {arr.dtype})")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise InputError(f"{source} returned NaN or infinite outputs; check the model and its inputs")
+    return arr
+
+
+def check_probabilities(p: np.ndarray, source: str) -> None:
+    """Raise InputError unless every row of ``p`` is a probability vector (>= 0, sums to 1)."""
+    if (p < 0).any() or (p > 1 + PROBABILITY_TOLERANCE).any():
+        raise InputError(f"{source}: probabilities must lie in [0, 1]; are these logits? (use outputs='logits')")
+    sums = p.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > PROBABILITY_TOLERANCE)
+    if len(bad):
+        raise InputError(
+            f"{source}: probability rows must sum to 1, row {int(bad[0])} sums to {sums[bad[0]]:.6g}; "
+            "are these logits? (use outputs='logits')"
+        )
+
+
+def probabilities_to_logits(p: np.ndarray) -> np.ndarray:
+    """Log-probabilities: logits whose softmax is ``p`` (renormalised), floored at 1e-30."""
+    return np.log(np.maximum(p, _LOG_FLOOR))
+
+
+class _ExternalClassifier(LogitClassifier):
+    """Shared: input checks, batching, and ``num_classes`` learnt from the first answer."""
+
+    source = "model"
+
+    def __init__(self, num_classes: int | None, input_shape: tuple[int, ...] | None) -> None:
+        if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 2):
+            raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        self.num_classes = int(num_classes) if num_classes is not None else None  # type: ignore[assignment]
+        self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_logits(self, x: np.ndarray) -> np.ndarray:
+        arr = _check_x(x, self.input_shape)
+        parts = []
+        for start in range(0, len(arr), EVAL_BATCH):
+            batch = arr[start : start + EVAL_BATCH]
+            try:
+                raw = self._run(batch)
+            except (RuntimeError, ValueError, TypeError) as exc:  # the model's own errors, e.g. a bad input shape
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(f"{self.source} failed on inputs shaped {batch.shape}: {first}") from None
+            parts.append(_check_outputs(raw, len(batch), self.num_classes, self.source))
+            if self.num_classes is None:
+                if parts[-1].shape[1] < 2:
+                    raise InputError(f"{self.source} returned {parts[-1].shape[1]} class(es); miaudit needs >= 2")
+                self.num_classes = parts[-1].shape[1]
+        if not parts:
+            return np.empty((0, self.num_classes or 0), dtype=np.float64)
+        return np.concatenate(parts)
+
+    def bind(self, x: np.ndarray) -> _ExternalClassifier:
+        """Fix ``input_shape`` from records ``x`` and learn ``num_classes`` with one query."""
+        arr = np.asarray(x)
+        if self.input_shape is None:
+            self.input_shape = tuple(arr.shape[1:])
+        if self.num_classes is None and len(arr):
+            self.predict_logits(arr[:1])
+        return self
+
+
+class TorchScriptClassifier(_ExternalClassifier):
+    """A TorchScript archive (``torch.jit.save`` of a scripted or traced module returning logits).
+
+    Loaded with ``torch.jit.load(path, map_location="cpu")``: TorchScript's own restricted
+    loader, not Python ``pickle`` (the archive holds TorchScript code and raw tensors).
+    """
+
+    def __init__(self, path: str | Path, *, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None) -> None:
+        import torch
+
+        p = _existing_file(path, "TorchScript file")
+        if not zipfile.is_zipfile(p):
+            raise DataError(f"{str(p)!r} is not a TorchScript archive (save one with torch.jit.save)")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.9 deprecates TorchScript
+                module = torch.jit.load(str(p), map_location="cpu")
+        except Exception as exc:  # corrupt archive, or a plain torch.save file  # noqa: BLE001
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"cannot load TorchScript archive {str(p)!r} (save it with torch.jit.save): {first}") from None
+        super().__init__(num_classes, input_shape)
+        self.path = p
+        self.module = module.eval()
+        self.source = f"TorchScript model {p.name!r}"
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(torch.from_numpy(batch))
+        if not isinstance(out, torch.Tensor):
+            raise InputError(f"{self.source} must return one logits tensor, got {type(out).__name__}")
+        return out.double().numpy()
+
+
+class OnnxClassifier(_ExternalClassifier):
+    """An ONNX model run on the CPU by ``onnxruntime``; its first input takes float32 records,
+    its first output is ``outputs="logits"`` (default) or ``"probabilities"``."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        outputs: str = "logits",
+        num_classes: int | None = None,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        if outputs not in ("logits", "probabilities"):
+            raise ConfigError(f"outputs must be 'logits' or 'probabilities', got {outputs!r}")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ConfigError("ONNX models need onnxruntime: pip install onnxruntime") from None
+        p = _existing_file(path, "ONNX file")
+        try:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            session = ort.InferenceSession(str(p), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"cannot load ONNX model {str(p)!r}: {first[:300]}") from None
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            raise DataError(f"ONNX model {str(p)!r} has {len(inputs)} inputs; miaudit needs exactly one (the records)")
+        if input_shape is None:
+            dims = inputs[0].shape[1:]
+            if dims and all(isinstance(d, int) and d > 0 for d in dims):
+                input_shape = tuple(dims)
+        super().__init__(num_classes, input_shape)
+        self.path = p
+        self.outputs = outputs
+        self.session = session
+        self.input_name = inputs[0].name
+        self.output_name = session.get_outputs()[0].name
+        self.source = f"ONNX model {p.name!r}"
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            (out,) = self.session.run([self.output_name], {self.input_name: batch})
+        except Exception as exc:  # onnxruntime raises its own exception types  # noqa: BLE001
+            raise ValueError(str(exc)) from None
+        out = np.asarray(out, dtype=np.float64)
+        if self.outputs == "probabilities":
+            if out.ndim == 2:
+                check_probabilities(out, self.source)
+            out = probabilities_to_logits(out)
+        return out
+
+
+class TorchModuleClassifier(TorchClassifier):
+    """An in-process ``torch.nn.Module`` returning logits (``TorchClassifier`` for the Python API)."""
+
+    def __init__(self, module: Any, num_classes: int, input_shape: tuple[int, ...] | None = None) -> None:
+        from torch import nn
+
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"expected a torch.nn.Module, got {type(module).__name__}")
+        super().__init__(module, num_classes, input_shape)
+
+
+def load_model_file(path: str | Path, *, outputs: str = "logits") -> _ExternalClassifier:
+    """A TorchScript (``.pt``/``.pth``/``.ts``) or ONNX (``.onnx``) model file, by its suffix."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        return OnnxClassifier(p, outputs=outputs)
+    if suffix in (".pt", ".pth", ".ts", ".torchscript"):
+        if outputs != "logits":
+            raise ConfigError("TorchScript models must return logits")
+        return TorchScriptClassifier(p)
+    raise ConfigError(f"unsupported model file {p.name!r}: give a TorchScript archive (.pt) or an ONNX model (.onnx)")
+
+
+# --------------------------------------------------------------------------- precomputed outputs
+
+
+@dataclass(frozen=True)
+class PrecomputedOutputs:
+    """A model's outputs on evaluated records: ``logits`` or ``probabilities`` (n, C), the true
+    ``labels`` (n,) and the membership truth ``is_member`` (n,). Validated on construction."""
+
+    labels: np.ndarray
+    is_member: np.ndarray
+    logits: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    source: str = "precomputed outputs"
+
+    def __post_init__(self) -> None:
+        src = self.source
+        if (self.logits is None) == (self.probabilities is None):
+            raise InputError(f"{src}: give exactly one of 'logits' or 'probabilities'")
+        kind = "logits" if self.logits is not None else "probabilities"
+        out = _as_float_matrix(self.logits if self.logits is not None else self.probabilities, kind, src)
+        n, c = out.shape
+        if c < 2:
+            raise InputError(f"{src}: {kind} has {c} column(s); need one column per class (>= 2)")
+        if kind == "probabilities":
+            check_probabilities(out, src)
+        labels = np.asarray(self.labels)
+        if labels.shape != (n,):
+            raise InputError(f"{src}: 'labels' must have shape ({n},) like the {kind} rows, got {labels.shape}")
+        if labels.dtype.kind == "f":
+            if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
+                raise InputError(f"{src}: 'labels' must be integer class indices")
+        elif labels.dtype.kind not in "iu":
+            raise InputError(f"{src}: 'labels' must be integer class indices, got dtype {labels.dtype}")
+        labels = labels.astype(np.int64)
+        if n and (labels.min() < 0 or labels.max() >= c):
+            raise InputError(f"{src}: 'labels' must lie in [0, {c}) (one per {kind} column), found {int(labels.min())}..{int(labels.max())}")
+        member = np.asarray(self.is_member)
+        if member.shape != (n,):
+            raise InputError(f"{src}: 'is_member' must have shape ({n},), got {member.shape}")
+        if member.dtype.kind not in "biuf" or not np.isin(member, (0, 1)).all():
+            raise InputError(f"{src}: 'is_member' must be boolean or 0/1")
+        member = member.astype(bool)
+        if member.all() or not member.any():
+            raise InputError(f"{src}: 'is_member' needs at least one member and one non-member")
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "is_member", member)
+        object.__setattr__(self, kind, out)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.proba().shape[1])
+
+    def proba(self) -> np.ndarray:
+        """Probabilities (the softmax of the logits, or the given probabilities renormalised)."""
+        from miaudit.models.classifier import softmax
+
+        if self.logits is not None:
+            return softmax(self.logits)
+        p = np.asarray(self.probabilities, dtype=np.float64)
+        return p / p.sum(axis=1, keepdims=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PrecomputedOutputs:
+        """From ``.npz`` (arrays ``logits`` or ``probabilities``, ``labels``, ``is_member``;
+        never unpickled) or ``.csv`` (columns ``label``, ``is_member`` and ``logit_0..logit_{C-1}``
+        or ``prob_0..prob_{C-1}``)."""
+        p = _existing_file(path, "outputs file")
+        if p.suffix.lower() == ".npz":
+            return cls._load_npz(p)
+        if p.suffix.lower() == ".csv":
+            return cls._load_csv(p)
+        raise ConfigError(f"unsupported outputs file {p.name!r}: give a .npz or .csv file")
+
+    @classmethod
+    def _load_npz(cls, p: Path) -> PrecomputedOutputs:
+        arrays = read_npz(p, "outputs file")
+        extra = sorted(set(arrays) - {"logits", "probabilities", "labels", "is_member"})
+        if extra:
+            raise InputError(f"{p.name}: unexpected arrays {extra}; expected logits or probabilities, labels, is_member")
+        for key in ("labels", "is_member"):
+            if key not in arrays:
+                raise InputError(f"{p.name}: missing array {key!r} (need logits or probabilities, labels, is_member)")
+        return cls(
+            labels=arrays["labels"],
+            is_member=arrays["is_member"],
+            logits=arrays.get("logits"),
+            probabilities=arrays.get("probabilities"),
+            source=p.name,
+        )
+
+    @classmethod
+    def _load_csv(cls, p: Path) -> PrecomputedOutputs:
+        try:
+            with open(p, newline="") as f:
+                rows = list(csv.reader(f))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read {p.name}: {exc}") from None
+        if len(rows) < 2:
+            raise InputError(f"{p.name}: needs a header row and at least one record")
+        header = [h.strip() for h in rows[0]]
+        for key in ("label", "is_member"):
+            if key not in header:
+                raise InputError(f"{p.name}: missing column {key!r} (need label, is_member, logit_0.. or prob_0..)")
+        logit_cols = _numbered(header, "logit_")
+        prob_cols = _numbered(header, "prob_")
+        if bool(logit_cols) == bool(prob_cols):
+            raise InputError(f"{p.name}: give exactly one of the column sets logit_0..logit_{{C-1}} or prob_0..prob_{{C-1}}")
+        cols = logit_cols or prob_cols
+        try:
+            table = np.array([[float(v) for v in r] for r in rows[1:] if r], dtype=np.float64)
+        except ValueError as exc:
+            raise InputError(f"{p.name}: non-numeric value ({exc})") from None
+        if table.ndim != 2 or table.shape[1] != len(header):
+            raise InputError(f"{p.name}: every row must have {len(header)} values like the header")
+        out = table[:, [header.index(c) for c in cols]]
+        return cls(
+            labels=table[:, header.index("label")],
+            is_member=table[:, header.index("is_member")],
+            logits=out if logit_cols else None,
+            probabilities=out if prob_cols else None,
+            source=p.name,
+        )
+
+
+def _numbered(header: list[str], prefix: str) -> list[str]:
+    cols = [h for h in header if h.startswith(prefix)]
+    if not cols:
+        return []
+    expected = [f"{prefix}{i}" for i in range(len(cols))]
+    if sorted(cols, key=lambda h: (len(h), h)) != expected:
+        raise InputError(f"columns {prefix}* must be numbered {prefix}0..{prefix}{len(cols) - 1}, got {cols}")
+    return expected
+
+
+def _as_float_matrix(arr: Any, kind: str, src: str) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.ndim != 2:
+        raise InputError(f"{src}: {kind!r} must be a 2-D array (n, num_classes), got shape {a.shape}")
+    if a.dtype.kind not in "fiu":
+        raise InputError(f"{src}: {kind!r} must be numeric, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if np.isnan(a).any():
+        raise InputError(f"{src}: {kind!r} contains NaN (row {int(np.flatnonzero(np.isnan(a).any(axis=1))[0])})")
+    if not np.isfinite(a).all():
+        raise InputError(f"{src}: {kind!r} contains infinite values")
+    return a
+
+
+def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
+    """All arrays of a ``.npz`` file, read with ``allow_pickle=False`` (object arrays refused)."""
+    p = _existing_file(path, what)
+    if not zipfile.is_zipfile(p):
+        raise DataError(f"{p.name} is not a .npz archive (save it with numpy.savez)")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DataError(f"{p.name} holds object arrays, which would need unpickling; save plain numeric arrays") from None
+        raise DataError(f"cannot read {p.name} as .npz: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise DataError(f"cannot read {p.name} as .npz (corrupt or not a numpy archive): {type(exc).__name__}") from None
