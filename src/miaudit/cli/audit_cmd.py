@@ -31,6 +31,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the training recipe's epochs")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
     p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")
+    p.add_argument("--target", default=None, metavar="URL", help="attack a model served by `miaudit serve` at URL instead of training one (it must have been trained on this data set, seed and split)")
+    p.add_argument("--api-key", default=None, help="API key for --target")
     p.add_argument("--save-target", default=None, metavar="DIR", help="also save the trained target (torch models) as a model folder for `miaudit serve`")
     p.add_argument("--no-cache", action="store_true", help="train everything afresh and cache nothing")
     add_data_dir_flag(p)
@@ -45,6 +47,8 @@ def _save_target(result: "AuditResult", path: Path) -> None:
     from miaudit.models import ArchConfig, TorchClassifier
     from miaudit.targets.model_dir import save_model_dir
 
+    if result.config.target_url is not None:
+        raise ConfigError("--save-target saves a target miaudit trained; this audit attacked a served one")
     if not isinstance(result.target, TorchClassifier):
         raise ConfigError(f"--save-target saves torch models only; {result.model_name!r} is a scikit-learn estimator")
     save_model_dir(
@@ -81,6 +85,8 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
+        target_url=args.target,
+        api_key=args.api_key,
     )
     out = console(args)
     result = run_audit(config, progress=not (args.quiet or args.json))

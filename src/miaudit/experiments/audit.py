@@ -23,7 +23,7 @@ from miaudit.experiments.defaults import defaults_for
 from miaudit.io_utils import stable_hash
 from miaudit.paths import cache_dir as default_cache_dir
 from miaudit.targets.access import QueryBudgetExceededError, TargetAccess
-from miaudit.threat import ThreatModel, check, derive
+from miaudit.threat import THREAT_MODELS, OutputAccess, ThreatModel, check, derive
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,11 @@ class AuditConfig:
     data_dir: str | None = None
     cache_dir: str | None = None
     use_cache: bool = True
+    # A served target (miaudit serve) instead of training one. Membership truth still comes from
+    # this config's split, so the served model must have been trained on it (audit --save-target
+    # with the same data set, seed and split).
+    target_url: str | None = None
+    api_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,17 @@ class AuditResult:
 
 
 def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
-    return float((model.predict_proba(x).argmax(axis=1) == y).mean())
+    """The target's accuracy from its labels alone, so a served label-only target works too."""
+    access = TargetAccess(model, THREAT_MODELS.get("label-only"), input_shape=x.shape[1:])
+    return float((access.predict_label(x) == y).mean())
+
+
+def _capped_by_server(threat: ThreatModel, server: Any) -> ThreatModel:
+    """The threat model, its output narrowed to what the server releases (never widened)."""
+    if server.output >= threat.output:
+        return threat
+    release = {OutputAccess.LABEL: "label", OutputAccess.TOP_K: f"top{server.k}", OutputAccess.PROBABILITIES: "full"}
+    return derive(threat, output=release[server.output])
 
 
 def _load(config: AuditConfig) -> Dataset:
@@ -100,6 +115,12 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
         query_budget=config.query_budget,
         price_per_query=config.price_per_query,
     )
+    remote = None
+    if config.target_url is not None:
+        from miaudit.targets.http_target import HttpTarget
+
+        remote = HttpTarget(config.target_url, api_key=config.api_key)
+        threat = _capped_by_server(threat, remote)
     selected = list(config.attacks) if config.attacks is not None else ATTACKS.names()
     # Requirements are checked before any training, so a refusal costs nothing.
     permitted: list[str] = []
@@ -127,7 +148,7 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     split = make_split(len(dataset), config.split or defaults.split, seed=config.seed)
     cache = ModelCache(default_cache_dir(config.cache_dir) / "models") if config.use_cache else None
 
-    target = fit_classifier(
+    target = remote or fit_classifier(
         model_name,
         dataset.x,
         dataset.y,
@@ -140,6 +161,10 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
         train_indices=split.target_in,
         progress=progress,
     )
+    if remote is not None and remote.input_shape != dataset.feature_shape:
+        raise ConfigError(
+            f"the served model takes inputs shaped {remote.input_shape}, data set {dataset.name!r} has {dataset.feature_shape}"
+        )
     train_acc = _accuracy(target, dataset.x[split.target_in], dataset.y[split.target_in])
     test_acc = _accuracy(target, dataset.x[split.target_out], dataset.y[split.target_out])
 
