@@ -247,26 +247,31 @@ def test_queries_are_counted_per_key_in_records(trained, caplog):
     assert not any("'a'" in r.getMessage() or " a " in r.getMessage() for r in caplog.records)  # keys are not logged
 
 
-def test_audit_of_a_served_target_equals_the_in_process_audit(tmp_path):
-    """Done-when of issue 4 item 5: `audit --target URL` runs the black-box attacks unchanged."""
+@pytest.mark.parametrize("threat_model, policy", [("black-box", "top3"), ("gray-box", "full")])
+def test_audit_of_a_served_target_equals_the_in_process_audit(tmp_path, threat_model, policy):
+    """`audit --target URL` runs every permitted attack (metric, ML-Leaks, shadow, NN) unchanged."""
     from miaudit.experiments import AuditConfig, run_audit
     from miaudit.targets.model_dir import load_model_dir
     from miaudit.targets.server import create_app
 
-    local = AuditConfig(dataset="digits", recipe={"epochs": 3}, threat_model="black-box", n_bootstrap=0,
+    local = AuditConfig(dataset="digits", recipe={"epochs": 3}, threat_model=threat_model, n_bootstrap=0, n_shadow_models=2,
                         cache_dir=str(tmp_path / "cache"))  # fmt: skip
     base = run_audit(local, progress=False)
     folder = tmp_path / "model"
     data = base.dataset
     save_model_dir(base.target, ArchConfig(base.model_name, base.model_options), folder,
                    num_classes=data.num_classes, input_shape=data.feature_shape)  # fmt: skip
-    with serving(create_app(load_model_dir(folder), output="top3")) as url:
+    with serving(create_app(load_model_dir(folder), output=policy)) as url:
         remote = run_audit(replace(local, target_url=url), progress=False)
-    assert remote.threat.name == "black-box+top3"  # narrowed to what the server releases
-    assert set(remote.skipped) == set(base.skipped)  # black box: no attack here needs more than top-3
+    # narrowed to what the server releases; no attack permitted locally needs more than that here
+    assert remote.threat.name == (threat_model if policy == "full" else f"{threat_model}+{policy}")
+    assert set(remote.skipped) == set(base.skipped)
     assert remote.train_accuracy == base.train_accuracy and remote.test_accuracy == base.test_accuracy
     local_scores = {o.result.attack: o.result.scores for o in base.outcomes}
     ran = [o.result.attack for o in remote.outcomes]
-    assert {"correctness", "ml-leaks-2", "ml-leaks-3"} <= set(ran)
+    expected = {"correctness", "ml-leaks-2", "ml-leaks-3"}
+    if policy == "full":
+        expected |= {"loss", "loss-class", "confidence", "entropy", "modified-entropy", "ml-leaks-1", "shadow-training", "nn"}
+    assert expected <= set(ran)
     for o in remote.outcomes:
         np.testing.assert_array_equal(o.result.scores, local_scores[o.result.attack])
