@@ -244,3 +244,30 @@ def test_cli_errors_one_line(trained, tmp_path, capsys, argv_kind):
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+
+
+def test_skops_estimator_file_loads_without_pickle_and_audits_like_the_estimator(tmp_path):
+    skops_io = pytest.importorskip("skops.io")
+    from sklearn.linear_model import LogisticRegression
+
+    from miaudit.data import load_dataset
+    from miaudit.targets.external import load_model_file
+
+    data = load_dataset("digits")
+    x, y = data.x[:600], data.y[:600]
+    estimator = LogisticRegression(max_iter=300).fit(x[:300], y[:300])
+    path = tmp_path / "model.skops"
+    skops_io.dump(estimator, path)
+    loaded = load_model_file(path)
+    np.testing.assert_allclose(loaded.predict_proba(x), estimator.predict_proba(x), atol=1e-6)  # via clipped log-probabilities
+    is_member = np.arange(600) < 300
+    got = audit_own_model(loaded, x, y, is_member, attacks=["correctness"], n_bootstrap=0)
+    assert got.outcome("correctness").metrics.auc > 0.5
+
+    hostile = tmp_path / "hostile.skops"
+    skops_io.dump({"callback": print}, hostile)  # a builtin function: not a type miaudit trusts
+    with pytest.raises(MiauditError):
+        load_model_file(hostile)
+    (tmp_path / "corrupt.skops").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(MiauditError):
+        load_model_file(tmp_path / "corrupt.skops")

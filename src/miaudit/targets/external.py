@@ -32,6 +32,7 @@ from miaudit.errors import ConfigError, DataError, InputError
 from miaudit.models.classifier import (
     EVAL_BATCH,
     LogitClassifier,
+    SklearnClassifier,
     TorchClassifier,
     _check_x,
 )
@@ -224,17 +225,49 @@ class TorchModuleClassifier(TorchClassifier):
         super().__init__(module, num_classes, input_shape)
 
 
-def load_model_file(path: str | Path, *, outputs: str = "logits") -> _ExternalClassifier:
-    """A TorchScript (``.pt``/``.pth``/``.ts``) or ONNX (``.onnx``) model file, by its suffix."""
+def load_skops_estimator(path: str | Path, *, num_classes: int | None = None) -> SklearnClassifier:
+    """A scikit-learn estimator saved with skops (``skops.io.dump``), never with pickle.
+
+    skops rebuilds the object from a schema; any type outside skops' default trusted set (scikit-learn
+    estimators, numpy arrays) is refused with its name, so a hostile file cannot run code.
+    """
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ConfigError("reading .skops files needs skops: pip install 'miaudit[sklearn-files]'") from None
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"model file {p} does not exist")
+    try:
+        untrusted = sio.get_untrusted_types(file=p)
+        if untrusted:
+            raise DataError(f"{p.name} holds types miaudit will not load ({', '.join(untrusted)}); save a plain scikit-learn estimator")
+        estimator = sio.load(p)
+    except DataError:
+        raise
+    except Exception as exc:  # zip, JSON or schema errors from a corrupt file
+        raise DataError(f"{p.name} is not a readable skops file ({type(exc).__name__}); save it again with skops.io.dump") from None
+    classes = getattr(estimator, "classes_", None)
+    if classes is None or not hasattr(estimator, "predict_proba"):
+        raise DataError(f"{p.name} is not a fitted classifier with predict_proba")
+    if num_classes is None:
+        num_classes = int(np.max(classes)) + 1
+    return SklearnClassifier(estimator, num_classes)
+
+
+def load_model_file(path: str | Path, *, outputs: str = "logits") -> _ExternalClassifier | SklearnClassifier:
+    """A TorchScript (``.pt``/``.pth``/``.ts``), ONNX (``.onnx``) or skops (``.skops``) model file, by its suffix."""
     p = Path(path)
     suffix = p.suffix.lower()
+    if suffix == ".skops":
+        return load_skops_estimator(p)
     if suffix == ".onnx":
         return OnnxClassifier(p, outputs=outputs)
     if suffix in (".pt", ".pth", ".ts", ".torchscript"):
         if outputs != "logits":
             raise ConfigError("TorchScript models must return logits")
         return TorchScriptClassifier(p)
-    raise ConfigError(f"unsupported model file {p.name!r}: give a TorchScript archive (.pt) or an ONNX model (.onnx)")
+    raise ConfigError(f"unsupported model file {p.name!r}: give a TorchScript archive (.pt), an ONNX model (.onnx) or a skops file (.skops)")
 
 
 # --------------------------------------------------------------------------- precomputed outputs
