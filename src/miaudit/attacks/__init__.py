@@ -4,6 +4,7 @@ from miaudit.attacks import (  # noqa: F401  (registration)
     confidence,
     correctness,
     entropy,
+    lira,
     loss,
     loss_per_class,
     ml_leaks_1,
@@ -11,6 +12,7 @@ from miaudit.attacks import (  # noqa: F401  (registration)
     ml_leaks_3,
     modified_entropy,
     nn_attack,
+    rmia,
     shadow_training,
 )
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
