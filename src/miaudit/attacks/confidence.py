@@ -5,15 +5,9 @@ class, with per-class thresholds from shadow models (see :mod:`miaudit.attacks.c
 
 from __future__ import annotations
 
-import numpy as np
-
 from miaudit.attacks.base import ATTACKS
 from miaudit.attacks.class_thresholds import ClassThresholdAttack
-
-
-def true_class_probability(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """p_y per record."""
-    return proba[np.arange(len(y)), y].astype(np.float64)
+from miaudit.attacks.loss import true_class_probability
 
 
 @ATTACKS.register("confidence")

@@ -20,10 +20,14 @@ from miaudit.targets.access import TargetAccess
 _LOG_FLOOR = 1e-30  # probabilities of exactly 0 would give an infinite loss
 
 
+def true_class_probability(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """p_y per record, float64 (shared by the loss, confidence and RMIA attacks)."""
+    return np.asarray(proba, dtype=np.float64)[np.arange(len(y)), np.asarray(y)]
+
+
 def log_true_class_probability(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
     """log p_y per record (the negative cross-entropy loss)."""
-    p = proba[np.arange(len(y)), y].astype(np.float64)
-    return np.log(np.maximum(p, _LOG_FLOOR))
+    return np.log(np.maximum(true_class_probability(proba, y), _LOG_FLOOR))
 
 
 @ATTACKS.register("loss")

@@ -34,6 +34,7 @@ import numpy as np
 
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
+from miaudit.attacks.loss import true_class_probability
 from miaudit.attacks.shadow_models import (
     GRAY_BOX_SHADOW_TRAINING,
     ShadowModel,
@@ -46,12 +47,6 @@ from miaudit.targets.access import TargetAccess
 DEFAULT_A = 0.3
 A_GRID = tuple(i / 10 for i in range(11))
 PROB_FLOOR = 1e-30  # a target probability of exactly 0 on every population record would give 0/0
-
-
-def true_class_probability(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``p_y`` per record, float64."""
-    proba = np.asarray(proba, dtype=np.float64)
-    return proba[np.arange(len(y)), np.asarray(y)]
 
 
 def offline_marginal(mean_ref_p: np.ndarray, a: float) -> np.ndarray:
