@@ -1,9 +1,11 @@
 """Membership-inference attacks. Each module registers its attack in :data:`ATTACKS`."""
 
 from miaudit.attacks import (  # noqa: F401  (registration)
+    blindmi,
     confidence,
     correctness,
     entropy,
+    label_only,
     lira,
     loss,
     loss_per_class,
@@ -12,6 +14,7 @@ from miaudit.attacks import (  # noqa: F401  (registration)
     ml_leaks_3,
     modified_entropy,
     nn_attack,
+    nsh_whitebox,
     rmia,
     shadow_training,
 )
