@@ -3,6 +3,7 @@ known answers on small synthetic targets (tests/synthetic.py covers every attack
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -188,6 +189,8 @@ def test_unknown_attack_options_are_config_errors(tmp_path):
     )  # fmt: skip
     with pytest.raises(ConfigError, match="does not take options"):
         run_audit(config, progress=False)
+    with pytest.raises(ConfigError, match="n_noise must be a whole number"):
+        run_audit(replace(config, dataset="not-loaded", attack_options={"label-noise": {"n_noise": -1}}), progress=False)
     with pytest.raises(ConfigError, match="not run"):
         run_audit(AuditConfig(dataset="x", attacks=("correctness",), attack_options={"nn": {}}), progress=False)
 
@@ -203,6 +206,17 @@ def test_partial_knowledge_hands_known_members_and_evaluates_the_others():
                   known_members_y=np.ones(2, int))  # fmt: skip
     assert AttackerKnowledge.under(derive("white-box"), **kwargs).known_members_x is None
     assert AttackerKnowledge.under(derive("white-box-partial"), **kwargs).known_members_x is not None
+
+
+def test_partial_knowledge_audit_never_evaluates_known_members(tmp_path):
+    config = AuditConfig(
+        dataset=str(write_synthetic(tmp_path, "memorizing", n=400)), model="decision_tree", threat_model="white-box-partial",
+        attacks=("correctness",), split=SplitSizes(100, 100, 200), n_bootstrap=0, use_cache=False,
+    )  # fmt: skip
+    result = run_audit(config, progress=False)
+    known = known_members(result.split, config.known_member_fraction, seed=config.seed)
+    assert len(known) == 50 and not np.isin(known, result.record_indices).any()
+    assert result.is_member.sum() == 50 and (~result.is_member).sum() == 100
 
 
 def test_layer_gradients_match_the_full_gradients_and_charge_per_record():
@@ -228,3 +242,15 @@ def test_layer_gradients_match_the_full_gradients_and_charge_per_record():
     assert np.allclose(part[last][0], torch.cat([w, b]).numpy(), atol=1e-6)
     with pytest.raises(Exception, match="unknown layers"):
         access.gradients(x, y, layers=["nope"])
+
+
+def test_attack_options_from_the_command_line():
+    from miaudit.cli.audit_cmd import parse_attack_options
+
+    assert parse_attack_options(["blindmi-bi:batch_size=100", "label-noise:n_noise=30", "blindmi-bi:seed_fraction=0.3"]) == {
+        "blindmi-bi": {"batch_size": 100, "seed_fraction": 0.3},
+        "label-noise": {"n_noise": 30},
+    }
+    for bad in ("blindmi-bi", "blindmi-bi:batch_size", ":x=1"):
+        with pytest.raises(ConfigError, match="ATTACK:KEY=VALUE"):
+            parse_attack_options([bad])

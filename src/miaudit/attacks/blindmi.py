@@ -35,8 +35,8 @@ from miaudit.attacks.attack_models import query_top_k
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.mmd import SplitMMD, differential_comparison, multi_gaussian_kernel
+from miaudit.attacks.options import fraction, whole
 from miaudit.attacks.perturbations import data_kind, feature_scale, flip_bits, gaussian_noise, sobel_edges
-from miaudit.errors import ConfigError
 from miaudit.models.seeding import derive_seed
 from miaudit.registry import Registry
 from miaudit.targets.access import TargetAccess
@@ -72,11 +72,9 @@ class _BlindMI(Attack):
     both_ways = False
 
     def __init__(self, batch_size: int = 200, seed_fraction: float = 0.2, max_sweeps: int = 50) -> None:
-        if batch_size < 2:
-            raise ConfigError(f"BlindMI batch size must be >= 2, got {batch_size}")
-        self.batch_size = batch_size
-        self.seed_fraction = seed_fraction
-        self.max_sweeps = max_sweeps
+        self.batch_size = whole(self.name, "batch_size", batch_size, 2)
+        self.seed_fraction = fraction(self.name, "seed_fraction", seed_fraction)
+        self.max_sweeps = whole(self.name, "max_sweeps", max_sweeps)
         self.seed = 0
 
     def fit(self, knowledge: AttackerKnowledge) -> "_BlindMI":

@@ -30,6 +30,7 @@ from miaudit.attacks.attack_models import attack_model_seed, fit_attack_model, m
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.decision_boundary import LabelOracle, SearchBudget, boundary_distances
 from miaudit.attacks.knowledge import AttackerKnowledge
+from miaudit.attacks.options import whole
 from miaudit.attacks.perturbations import NOISE, STRENGTHS, Perturb, data_kind, image_augmentations
 from miaudit.attacks.shadow_models import train_shadow_models
 from miaudit.errors import ConfigError
@@ -118,7 +119,7 @@ class _LabelOnlyAttack(Attack):
     requirements = LABEL_ONLY_SHADOW_TRAINING
 
     def __init__(self, max_calibration: int = 500) -> None:
-        self.max_calibration = max_calibration
+        self.max_calibration = whole(self.name, "max_calibration", max_calibration)
         self.seed: int | None = None
         self.data_kind = ""
         self.perturb: Perturb | None = None
@@ -168,9 +169,9 @@ class LabelAugmentationAttack(_LabelOnlyAttack):
 
     def __init__(self, n_augment: int = 30, max_shift: int = 1, min_class_records: int = 20, max_calibration: int = 500) -> None:
         super().__init__(max_calibration)
-        self.n_augment = n_augment
-        self.max_shift = max_shift
-        self.min_class_records = min_class_records
+        self.n_augment = whole(self.name, "n_augment", n_augment)
+        self.max_shift = whole(self.name, "max_shift", max_shift)
+        self.min_class_records = whole(self.name, "min_class_records", min_class_records, 2)
         self.models: dict[int, Any] = {}
         self.global_model: Any = None
         self.tried: dict[str, float] = {}
@@ -228,7 +229,7 @@ class LabelNoiseAttack(_LabelOnlyAttack):
 
     def __init__(self, n_noise: int = 100, max_calibration: int = 500) -> None:
         super().__init__(max_calibration)
-        self.n_noise = n_noise
+        self.n_noise = whole(self.name, "n_noise", n_noise)
         self.threshold: float | None = None
         self.tried: dict[str, float] = {}
 
@@ -267,7 +268,9 @@ class LabelBoundaryAttack(_LabelOnlyAttack):
         max_calibration: int = 250,
     ) -> None:
         super().__init__(max_calibration)
-        self.budget = SearchBudget(max_iter, num_evals, init_tries, binary_steps, step_tries)
+        counts = {"max_iter": (max_iter, 0), "num_evals": (num_evals, 1), "init_tries": (init_tries, 1),
+                  "binary_steps": (binary_steps, 1), "step_tries": (step_tries, 1)}  # fmt: skip
+        self.budget = SearchBudget(*(whole(self.name, k, v, low) for k, (v, low) in counts.items()))
         self.threshold: float | None = None
         self.low: np.ndarray | None = None
         self.high: np.ndarray | None = None

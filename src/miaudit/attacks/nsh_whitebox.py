@@ -32,6 +32,7 @@ import numpy as np
 from miaudit.attacks.attack_models import single_threaded
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
+from miaudit.attacks.options import whole
 from miaudit.attacks.white_box_features import FeatureLayout, collect_features, stream_features
 from miaudit.errors import ConfigError
 from miaudit.models.seeding import derive_seed
@@ -152,12 +153,12 @@ class NSHWhiteBoxAttack(Attack):
         max_epochs: int = 60,
         patience: int = 6,
     ) -> None:
-        self.gradient_layers = gradient_layers
-        self.activation_layers = activation_layers
-        self.batch_size = batch_size
-        self.max_known = max_known
-        self.max_epochs = max_epochs
-        self.patience = patience
+        self.gradient_layers = whole(self.name, "gradient_layers", gradient_layers)
+        self.activation_layers = whole(self.name, "activation_layers", activation_layers, 0)
+        self.batch_size = whole(self.name, "batch_size", batch_size)
+        self.max_known = whole(self.name, "max_known", max_known, 10)
+        self.max_epochs = whole(self.name, "max_epochs", max_epochs)
+        self.patience = whole(self.name, "patience", patience)
         self.known: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.seed = 0
         self.num_classes = 0

@@ -151,6 +151,8 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     unused = sorted(set(config.attack_options) - set(permitted) - set(skipped))
     if unused:
         raise ConfigError(f"options given for attacks that are not run: {unused}")
+    # Built now, so that a bad option fails before any training.
+    instances = {name: make_attack(name, config.attack_options.get(name, {})) for name in permitted}
     if config.n_shadow_models < 1:
         raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
 
@@ -210,7 +212,7 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
 
     outcomes: list[AttackOutcome] = []
     for name in permitted:
-        attack = make_attack(name, config.attack_options.get(name, {})).fit(knowledge)
+        attack = instances[name].fit(knowledge)
         # A fresh access per attack: the query budget applies to each attack separately.
         access = TargetAccess(target, threat, input_shape=dataset.feature_shape)
         try:
