@@ -5,7 +5,7 @@ target on which IBM ART's HopSkipJump boundary attack was measured in issue 6), 
 labels only (``--output label``), 4 shadow models. Each variant runs with several query settings
 (attack options); models come from the cache, so only the attacks are rerun.
 
-    MIAUDIT_DATA_DIR=../shared/data .venv/bin/python tools/label_only_queries.py --seeds 0 1 --out results/label-only-queries
+    MIAUDIT_DATA_DIR=../shared/data .venv/bin/python tools/label_only_queries.py --seeds 0 1 2 --out results/label-only-queries
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="results/label-only-queries")
     args = parser.parse_args()
     torch.set_num_threads(1)
