@@ -28,7 +28,14 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price-per-query", type=float, default=None, metavar="PRICE", help="price of one query; results.json then reports each attack's cost")
     p.add_argument("--attacks", default=None, help="comma-separated attack names (default: all the threat model permits)")
     p.add_argument("--attack-option", action="append", default=[], metavar="ATTACK:KEY=VALUE", help="an option of one attack, e.g. blindmi-bi:batch_size=100 or label-noise:n_noise=50 (repeatable)")
-    p.add_argument("--shadow-models", type=int, default=4, help="shadow models the attacker trains (default 4)")
+    p.add_argument(
+        "--shadow-models",
+        "--reference-models",
+        dest="shadow_models",
+        type=int,
+        default=4,
+        help="shadow / reference models the attacker trains (default 4; cached, so a rerun trains none)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="override the training recipe's epochs")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
     p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")
