@@ -94,9 +94,9 @@ def train_dp(task: TrainingTask, params: dict[str, Any]) -> tuple[Any, dict[str,
         torch.manual_seed(derive_seed(task.seed, "dpsgd"))  # Poisson batches and noise: reproducible per seed
         generator = torch.Generator().manual_seed(derive_seed(task.seed, "dpsgd/batches"))
         loader = DataLoader(TensorDataset(x, y), batch_size=recipe.batch_size, shuffle=True, generator=generator)
-        engine = PrivacyEngine(accountant=params["accountant"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Opacus' notes on secure RNG and optimizer choice
+            engine = PrivacyEngine(accountant=params["accountant"])
             if params["epsilon"] is not None:
                 private, optimizer, loader = engine.make_private_with_epsilon(
                     module=module, optimizer=optimizer, data_loader=loader,
