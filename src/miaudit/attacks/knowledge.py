@@ -17,6 +17,10 @@ class ModelSpec:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     recipe: Any = None  # a miaudit.models.TrainingRecipe, or None when unknown
+    # The target's defense (a miaudit.defenses.Defense) when the attacker knows it and adapts:
+    # shadow models are then built with it (Song & Mittal's adaptive attacker). None: undefended
+    # shadows (the target is undefended, or the attacker ignores its defense).
+    defense: Any = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class AttackerKnowledge:
                 target_model.name,
                 dict(target_model.options),
                 target_model.recipe if threat.knows_training_recipe else None,
+                target_model.defense if threat.knows_training_recipe else None,
             )
         return cls(
             threat=threat,

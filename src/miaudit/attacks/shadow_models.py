@@ -86,7 +86,8 @@ def train_many(
 
 
 def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress: bool = False) -> list[ShadowModel]:
-    """Train ``n_models`` shadow models with the target's recipe on halves of the attacker's pool."""
+    """Train ``n_models`` shadow models with the target's recipe on halves of the attacker's pool
+    (with the target's defense too, when the attacker knows it: see miaudit.defenses.shadows)."""
     if knowledge.pool_x is None or knowledge.pool_y is None:
         raise ConfigError("shadow models need same-distribution data (the attacker's pool); the threat model gives none")
     if knowledge.model is None or knowledge.model.recipe is None:
@@ -96,6 +97,10 @@ def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress
         raise ConfigError(f"the attacker's pool has {n} records; shadow models need at least 4")
     subsets = half_splits(n, n_models, seed=knowledge.seed)
     seeds = [int(s) for s in np.random.default_rng(np.random.SeedSequence([knowledge.seed, 0x5EED5])).integers(0, 2**31 - 1, n_models)]
+    if knowledge.model.defense is not None:
+        from miaudit.defenses.shadows import defended_shadow_models
+
+        return defended_shadow_models(knowledge, subsets, seeds, knowledge.model.defense)
     models = train_many(
         knowledge.model.name,
         knowledge.pool_x,

@@ -87,3 +87,26 @@ def _run_threats(args: argparse.Namespace) -> int:
 
 
 COMMANDS.add("threat-models", Command("List the threat-model presets.", _configure_attacks, _run_threats))
+
+
+def defense_rows() -> list[dict[str, str]]:
+    """One row per registered defense: name, stage, paper and parameters with their defaults."""
+    from miaudit.defenses import DEFENSES
+
+    return [
+        {
+            "defense": name,
+            "stage": cls.stage,
+            "paper": cls.paper,
+            "reference data": "yes" if cls.needs_reference else "no",
+            "parameters (defaults)": ", ".join(f"{k}={v}" for k, v in cls.defaults.items()) or "-",
+        }
+        for name, cls in DEFENSES.items()
+    ]
+
+
+def _run_defenses(args: argparse.Namespace) -> int:
+    return _print_rows(args, "Defenses (miaudit defend --defenses NAME:key=value,...)", defense_rows())
+
+
+COMMANDS.add("defenses", Command("List the registered defenses and their parameters.", _configure_attacks, _run_defenses))

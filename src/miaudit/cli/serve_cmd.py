@@ -16,6 +16,18 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     p.add_argument("--api-key", action="append", default=None, metavar="KEY", help="require this API key (repeat for several)")
     p.add_argument("--max-batch", type=int, default=1024, help="most records per request (default 1024)")
+    p.add_argument(
+        "--defense",
+        default=None,
+        help="output-time defense applied to every answer, e.g. memguard:budget=1.0, top-k:k=3, rounding:decimals=2, "
+        "label-only, gaussian-noise:sigma=0.05",
+    )
+    p.add_argument(
+        "--defense-data",
+        default=None,
+        metavar="NPZ",
+        help="memguard only: .npz with 'members' (training records) and 'nonmembers' (records never trained on)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="server log level")
 
 
@@ -27,8 +39,18 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
     if args.max_batch < 1:
         raise ConfigError(f"--max-batch must be >= 1, got {args.max_batch}")
+    if args.defense is not None:
+        from miaudit.defenses import parse_defense
+
+        parse_defense(args.defense)  # a bad spec fails before the model is loaded
     classifier = load_model_dir(args.model_dir)
     meta = read_model_meta(args.model_dir)
+    if args.defense is not None:
+        from miaudit.defenses.serving import defend_served_model
+
+        classifier = defend_served_model(classifier, args.defense, args.defense_data)
+    elif args.defense_data is not None:
+        raise ConfigError("--defense-data goes with --defense memguard")
     app = create_app(
         classifier, output=args.output, max_batch=args.max_batch, api_keys=args.api_key, class_names=meta.get("class_names", ())
     )

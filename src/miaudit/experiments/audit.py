@@ -59,6 +59,11 @@ class AuditConfig:
     known_member_fraction: float = 0.5
     # Constructor options per attack, e.g. {"blindmi-bi": {"batch_size": 100}}.
     attack_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A defense spec (miaudit.defenses, e.g. "dpsgd:epsilon=4", "memguard:budget=0.5"): the target
+    # is trained and/or released with it; a defense needing reference data takes the split's
+    # population part. adaptive: the attacker knows the defense and builds its shadows with it.
+    defense: str | None = None
+    adaptive: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class AuditResult:
     outcomes: list[AttackOutcome]
     skipped: dict[str, str]
     threat: ThreatModel | None = None  # the derived threat model the attacks ran under
+    defense: dict[str, Any] | None = None  # the defense's description and report (e.g. DP-SGD's epsilon)
 
 
 def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -155,6 +161,13 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     instances = {name: make_attack(name, config.attack_options.get(name, {})) for name in permitted}
     if config.n_shadow_models < 1:
         raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
+    defense = None
+    if config.defense is not None:
+        from miaudit.defenses import parse_defense
+
+        defense = parse_defense(config.defense)  # unknown names and parameters fail before training
+        if remote is not None:
+            raise ConfigError("--defense applies to targets trained here; a served target's defense is the server's (serve --defense)")
 
     dataset = _load(config)
     defaults = defaults_for(dataset.name)
@@ -167,19 +180,40 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     split = make_split(len(dataset), config.split or defaults.split, seed=config.seed)
     cache = ModelCache(default_cache_dir(config.cache_dir) / "models") if config.use_cache else None
 
-    target = remote or fit_classifier(
-        model_name,
-        dataset.x,
-        dataset.y,
-        num_classes=dataset.num_classes,
-        seed=config.seed,
-        recipe=recipe,
-        options=model_options,
-        cache=cache,
-        data_fingerprint=dataset.fingerprint,
-        train_indices=split.target_in,
-        progress=progress,
-    )
+    defense_report: dict[str, Any] | None = None
+    if defense is not None:
+        from miaudit.defenses import TrainingTask
+
+        if defense.needs_reference and len(split.population) == 0:
+            raise ConfigError(
+                f"defense {defense.name!r} needs reference records held by the defender: give the split a population"
+            )
+        task = TrainingTask(
+            x=dataset.x, y=dataset.y, private_idx=split.target_in,
+            reference_idx=split.population if len(split.population) else None,
+            num_classes=dataset.num_classes, seed=config.seed, model=model_name, options=model_options,
+            recipe=recipe, cache=cache, data_fingerprint=dataset.fingerprint, progress=progress,
+        )  # fmt: skip
+        defended = defense.build(task)
+        defense_report = {**defense.describe(), "info": defended.info, "adaptive_attacker": config.adaptive}
+    if remote is not None:
+        target = remote
+    elif defense is not None:
+        target = defended.model
+    else:
+        target = fit_classifier(
+            model_name,
+            dataset.x,
+            dataset.y,
+            num_classes=dataset.num_classes,
+            seed=config.seed,
+            recipe=recipe,
+            options=model_options,
+            cache=cache,
+            data_fingerprint=dataset.fingerprint,
+            train_indices=split.target_in,
+            progress=progress,
+        )
     if remote is not None and remote.input_shape != dataset.feature_shape:
         raise ConfigError(
             f"the served model takes inputs shaped {remote.input_shape}, data set {dataset.name!r} has {dataset.feature_shape}"
@@ -201,7 +235,10 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
         pool_x=dataset.x[pool],
         pool_y=dataset.y[pool],
         pool_fingerprint=stable_hash({"dataset": dataset.fingerprint, "indices": pool}),
-        target_model=ModelSpec(model_name, model_options, recipe),
+        target_model=ModelSpec(
+            model_name, model_options, recipe,
+            defense if (config.adaptive and defense is not None and defense.name != "none") else None,
+        ),  # fmt: skip
         n_shadow_models=config.n_shadow_models,
         cache=cache,
         known_members_x=None if known is None else dataset.x[known],
@@ -246,4 +283,5 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
         outcomes=outcomes,
         skipped=skipped,
         threat=threat,
+        defense=defense_report,
     )

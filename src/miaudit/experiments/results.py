@@ -73,6 +73,7 @@ def result_summary(result: AuditResult) -> dict[str, Any]:
         "threat": _threat_dict(threat),
         "attacks": {o.result.attack: _attack_dict(o, price) for o in result.outcomes},
         "skipped": result.skipped,
+        "defense": result.defense,
     }
 
 
