@@ -33,6 +33,7 @@ class AttackerKnowledge:
     model: ModelSpec | None = None
     n_shadow_models: int = 4  # how many models the attacker can afford to train
     cache: Any = None  # a miaudit.models.ModelCache shared by shadow models, or None
+    executor: Any = None  # where shadow models train (miaudit.models.executors), None: this process
 
     @classmethod
     def under(
@@ -48,6 +49,7 @@ class AttackerKnowledge:
         target_model: ModelSpec,
         n_shadow_models: int = 4,
         cache: Any = None,
+        executor: Any = None,
     ) -> "AttackerKnowledge":
         """Knowledge restricted to what ``threat`` grants: data, architecture, recipe."""
         has_data = threat.data >= DataKnowledge.SAME_DISTRIBUTION and pool_x is not None
@@ -69,4 +71,5 @@ class AttackerKnowledge:
             model=model,
             n_shadow_models=n_shadow_models,
             cache=cache,
+            executor=executor,
         )
