@@ -12,13 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, console
-
-
-def add_executor_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor", default=None, help="where shadow/reference models train: local (default), process, ray")
-    p.add_argument("--ray-address", default=None, metavar="ADDRESS", help="Ray cluster to train on (e.g. ray://head:10001 or auto); with --executor ray")
-    p.add_argument("--workers", type=int, default=None, help="processes of --executor process, or CPUs of a local Ray instance")
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, console
 
 
 def _configure_run(p: argparse.ArgumentParser) -> None:
@@ -114,9 +108,8 @@ def _results(args: argparse.Namespace) -> int:
     for r in shown:
         table.add_row(*(_fmt(r[c]) for c in cols))
     out.print(table)
-    for r in rows:
-        if r["status"] != "ok" and r["seed"] == min(x["seed"] for x in rows):
-            out.print(f"{r['cell']}: {r['attack']} {r['status']}")
+    for attack, status in sorted({(r["attack"], r["status"]) for r in rows if r["status"] != "ok"}):
+        out.print(f"{attack}: {status}")
     return 0
 
 

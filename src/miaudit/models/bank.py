@@ -156,7 +156,7 @@ class ModelBank:
             done = len(subs) - sum(len(c) for c in chunks)
             for finished, (c, states) in enumerate(self.executor.run(jobs, x, y)):
                 for i, state in zip(chunks[c], states, strict=True):
-                    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+                    tensors = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in state.items()}  # Ray's arrays are read-only
                     module = build_module(self.arch, input_shape, self.num_classes, empty=True)
                     module.load_state_dict(tensors, strict=True)
                     models[i] = module.eval()
