@@ -103,6 +103,8 @@ def test_process_pool_gives_the_local_models(data, tmp_path):
         ("local", {"workers": 2}, ConfigError, "--workers applies"),
         ("process", {"workers": 0}, ConfigError, "workers must be a positive integer"),
         ("ray", {"ray_address": "ray://127.0.0.1:1", "workers": 2}, ConfigError, "has its own CPUs"),
+        ("ray", {"ray_address": "127.0.0.1:1"}, ConfigError, "cannot reach the Ray cluster"),
+        ("ray", {"ray_address": "head-without-port"}, ConfigError, "is not HOST:PORT"),
     ],
 )
 def test_bad_executor_options(name, kwargs, error, fragment):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,11 +61,9 @@ def _files(run_dir: Path) -> dict[str, bytes]:
 def reference_run(tmp_path_factory) -> Path:
     """The grid run once, uninterrupted, in this process, with its own fresh model cache."""
     base = tmp_path_factory.mktemp("grid")
-    os.environ["MIAUDIT_CACHE_DIR"] = str(base / "cache")
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MIAUDIT_CACHE_DIR", str(base / "cache"))
         run_grid(parse_experiment(GRID), base / "run")
-    finally:
-        del os.environ["MIAUDIT_CACHE_DIR"]
     return base / "run"
 
 
@@ -182,7 +182,7 @@ def test_config_errors_name_the_key_before_anything_trains(tmp_path, capsys, cha
     assert main(["run", str(config), "--out", str(tmp_path / "out"), "--cache-dir", str(cache), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
-    assert pytest.importorskip("re").search(message, err), err
+    assert re.search(message, err), err
     assert not cache.exists() and not (tmp_path / "out" / "cells").exists()  # nothing trained, nothing written
 
 
@@ -202,11 +202,12 @@ def test_results_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "damaged" in capsys.readouterr().err
 
 
-def test_check_lists_cells_and_a_report_hook_runs(tmp_path, capsys):
+def test_check_lists_the_cells_and_trains_nothing(tmp_path, capsys):
     config = tmp_path / "g.toml"
     config.write_text(GRID)
-    assert main(["run", str(config), "--check"]) == 0
+    assert main(["run", str(config), "--check", "--out", str(tmp_path / "out")]) == 0
     assert "2 cells; the file is valid" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
     cells = resolve_experiment(parse_experiment(GRID))
     assert len({c.cell_id for c in cells}) == 2
 
@@ -221,8 +222,6 @@ def test_report_hook_is_called_with_the_run_folder(reference_run, tmp_path):
     REPORTS.add("test-hook", writer)
     try:
         run_dir = tmp_path / "copy"
-        import shutil
-
         shutil.copytree(reference_run, run_dir)
         text = GRID.replace("[run]", "[run]\nreports = [\"test-hook\"]")
         # Run-level settings (reports) are not part of the resolved cells: the same folder resumes.

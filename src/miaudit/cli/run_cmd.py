@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
 def _configure_results(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a results folder written by `miaudit run`")
     p.add_argument("--per-seed", action="store_true", help="one row per seed instead of mean ± std over seeds")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     add_output_flags(p)
 
 
@@ -102,6 +103,13 @@ def _results(args: argparse.Namespace) -> int:
         cols = ["dataset", "model", "defense", "threat_model", "reference_models", "target_in", "attack", "seeds", "auc", "tpr_at_1%fpr", "balanced_accuracy", "test_accuracy"]
         shown = aggregate(rows)
         caption = "mean ± sample std over seeds (ddof=1); n/m = not measurable"
+    if args.markdown:
+        print("| " + " | ".join(cols) + " |")
+        print("|" + "---|" * len(cols))
+        for r in shown:
+            print("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+        print(f"\n{caption}")
+        return 0
     table = Table(title=f"miaudit results {args.run_dir}", caption=caption)
     for c in cols:
         table.add_column(c)

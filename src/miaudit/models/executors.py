@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, MiauditError
 from miaudit.models.architectures import ArchConfig
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.registry import Registry
@@ -159,6 +159,8 @@ class RayExecutor(Executor):
             raise ConfigError("the Ray executor needs ray: pip install 'miaudit[ray]'") from None
         self.address = address
         self.cpus_per_job = _positive("cpus_per_job", cpus_per_job)
+        if address is not None:
+            _probe(address)
         if not ray.is_initialized():
             try:
                 if address is None:
@@ -178,10 +180,32 @@ class RayExecutor(Executor):
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                yield pending.pop(ref), ray.get(ref)
+                try:
+                    states = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    if isinstance(exc.cause, MiauditError):  # a user error on a worker: its one line, not Ray's traceback
+                        raise exc.cause from None
+                    raise
+                yield pending.pop(ref), states
 
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "address": self.address, "cpus_per_job": self.cpus_per_job}
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on an address nothing listens on (Ray itself retries for minutes)."""
+    import socket
+
+    if address == "auto":
+        return
+    host_port = address.split("://", 1)[-1]
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address!r} ({exc}); is `ray start --head` running there?") from None
 
 
 def make_executor(name: str = "local", **options: Any) -> Executor:
