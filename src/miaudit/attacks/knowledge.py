@@ -42,6 +42,7 @@ class AttackerKnowledge:
     # them out of the evaluated records.
     known_members_x: np.ndarray | None = None
     known_members_y: np.ndarray | None = None
+    executor: Any = None  # where shadow models train (miaudit.models.executors), None: this process
 
     @classmethod
     def under(
@@ -59,6 +60,7 @@ class AttackerKnowledge:
         cache: Any = None,
         known_members_x: np.ndarray | None = None,
         known_members_y: np.ndarray | None = None,
+        executor: Any = None,
     ) -> "AttackerKnowledge":
         """Knowledge restricted to what ``threat`` grants: data, architecture, recipe, known members."""
         has_data = threat.data >= DataKnowledge.SAME_DISTRIBUTION and pool_x is not None
@@ -84,4 +86,5 @@ class AttackerKnowledge:
             cache=cache,
             known_members_x=known_members_x if knows_members else None,
             known_members_y=known_members_y if knows_members else None,
+            executor=executor,
         )

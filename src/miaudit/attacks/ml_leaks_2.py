@@ -87,6 +87,7 @@ class MLLeaks2Attack(MLLeaks1Attack):
             options=self.shadow_options,
             cache=knowledge.cache,
             data_fingerprint=data.fingerprint,
+            executor=knowledge.executor,
         )
         shadow = ShadowModel(model, subset, np.setdiff1d(np.arange(len(data)), subset))
         self._shadow_shape = tuple(data.x.shape[1:])

@@ -63,6 +63,7 @@ def train_online_references(
         options=knowledge.model.options,
         cache=knowledge.cache,
         data_fingerprint=fingerprint,
+        executor=knowledge.executor,
     )
     member = np.zeros((n_models, len(data_y)), dtype=bool)
     for row, subset in enumerate(subsets):

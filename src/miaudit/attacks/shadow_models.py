@@ -63,9 +63,11 @@ def train_many(
     cache: Any = None,
     data_fingerprint: str | None = None,
     progress: bool = False,
+    executor: Any = None,
 ) -> list[Any]:
     """One model per (subset, seed): torch architectures all at once in the ModelBank,
-    scikit-learn estimators one after another (they are cheap)."""
+    scikit-learn estimators one after another (they are cheap). ``executor`` (a
+    :class:`miaudit.models.executors.Executor`, default this process) trains the bank's blocks."""
     from miaudit.models import (  # torch: import when needed
         ARCHITECTURES,
         ArchConfig,
@@ -77,6 +79,7 @@ def train_many(
         bank = train_bank(
             ArchConfig(model_name, options or {}), recipe, x, y, subsets, seeds,
             num_classes=num_classes, cache=cache, data_fingerprint=data_fingerprint, progress=progress,
+            executor=executor,
         )  # fmt: skip
         return list(bank)
     return [
@@ -113,6 +116,7 @@ def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress
         cache=knowledge.cache,
         data_fingerprint=knowledge.pool_fingerprint,
         progress=progress,
+        executor=knowledge.executor,
     )
     all_idx = np.arange(n)
     return [ShadowModel(m, s, np.setdiff1d(all_idx, s)) for m, s in zip(models, subsets)]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, console
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, console
 from miaudit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key", default=None, help="API key for --target")
     p.add_argument("--save-target", default=None, metavar="DIR", help="also save the trained target (torch models) as a model folder for `miaudit serve`")
     p.add_argument("--no-cache", action="store_true", help="train everything afresh and cache nothing")
+    add_executor_flags(p)
     add_data_dir_flag(p)
     add_output_flags(p)
 
@@ -90,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     from miaudit.attacks import ATTACKS
     from miaudit.threat import short_description
     from miaudit.experiments import AuditConfig, result_summary, run_audit, write_results
+    from miaudit.models.executors import executor_from_options
 
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
@@ -115,7 +117,11 @@ def _run(args: argparse.Namespace) -> int:
         api_key=args.api_key,
     )
     out = console(args)
-    result = run_audit(config, progress=not (args.quiet or args.json))
+    executor = executor_from_options(args.executor or "local", ray_address=args.ray_address, workers=args.workers)
+    try:
+        result = run_audit(config, progress=not (args.quiet or args.json), executor=executor)
+    finally:
+        executor.close()
     json_path, csv_path = write_results(result, Path(args.out))
     if args.save_target:
         _save_target(result, Path(args.save_target))

@@ -47,6 +47,12 @@ def add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="data directory (default: $MIAUDIT_DATA_DIR or ~/.miaudit/data)")
 
 
+def add_executor_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", default=None, help="where shadow/reference models train: local (default), process, ray")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS", help="Ray cluster to train on (e.g. ray://head:10001 or auto); with --executor ray")
+    parser.add_argument("--workers", type=int, default=None, help="processes of --executor process, or CPUs of a local Ray instance")
+
+
 def parse_int_list(flag: str, text: str) -> tuple[int, ...]:
     """``"0,1,2"`` -> ``(0, 1, 2)``; ConfigError naming ``flag`` on anything else."""
     from miaudit.errors import ConfigError

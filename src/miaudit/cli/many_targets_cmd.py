@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, console, parse_int_list
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, console, parse_int_list
 from miaudit.errors import ConfigError
 
 
@@ -24,6 +24,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="results folder (default results/many-targets-<dataset>)")
     p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")
     add_data_dir_flag(p)
+    add_executor_flags(p)
     add_output_flags(p)
 
 
@@ -48,7 +49,13 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
     )
-    result = run_many_targets(config, progress=not (args.quiet or args.json))
+    from miaudit.models.executors import executor_from_options
+
+    executor = executor_from_options(args.executor or "local", ray_address=args.ray_address, workers=args.workers)
+    try:
+        result = run_many_targets(config, progress=not (args.quiet or args.json), executor=executor)
+    finally:
+        executor.close()
     out_dir = Path(args.out) if args.out else Path("results") / f"many-targets-{args.dataset}"
     json_path, md_path = write_many_targets(result, out_dir)
     if args.json:

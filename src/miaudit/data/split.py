@@ -13,6 +13,7 @@ stays with the experiment and reaches the metrics, never the attacks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,9 @@ def _to_count(name: str, value: int | float, n: int) -> int:
     if isinstance(value, float):
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"split fraction {name}={value} must lie in [0, 1]")
-        return int(round(value * n))
+        # Rounded down (with slack for float error: 0.29 * 100 is 28.999...), so that fractions
+        # summing to 1 never ask for more records than there are (0.25 * 14 rounds to 4, twice).
+        return math.floor(value * n + 1e-9)
     if value < 0:
         raise ConfigError(f"split count {name}={value} must be >= 0")
     return int(value)

@@ -209,6 +209,8 @@ def load_npz(path: str | os.PathLike[str], *, name: str | None = None) -> Datase
         raise DataError(f"{path}: x must be a numeric array of shape (n, features...), got {x.dtype} {x.shape}; {how}")
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{path}: y must be a vector with one label per row of x, got {y.shape} for x {x.shape}")
+    if len(x) == 0:
+        raise DataError(f"{path}: x and y hold no records; an audit needs records of two classes or more")
     x = x.astype(np.float32)
     _check_finite(x, str(path))
     if class_names is not None:
@@ -355,4 +357,9 @@ def load_user_data(path: str | os.PathLike[str], *, label_column: int | str | No
     if not p.exists():
         raise DataError(f"{p} does not exist; give the path of a .csv/.npz file or an image folder")
     kind = "directory" if p.is_dir() else p.suffix.lower()
-    return USER_FORMATS.get(kind)(p, label_column)
+    dataset = USER_FORMATS.get(kind)(p, label_column)
+    present = np.unique(dataset.y)
+    if len(present) < 2:
+        # Membership inference compares a trained model's outputs; a one-class model has none to compare.
+        raise DataError(f"{p}: every record has label {dataset.class_names[int(present[0])] if dataset.class_names else int(present[0])!r}; an audit needs records of two classes or more")
+    return dataset

@@ -125,8 +125,34 @@ def make_attack(name: str, options: dict[str, Any]) -> Any:
         raise ConfigError(f"attack {name!r} does not take options {sorted(options)}: {exc}") from None
 
 
-def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
-    """Train (or load from cache) the target, run the permitted attacks, evaluate them."""
+@dataclass(frozen=True)
+class AuditSetup:
+    """An audit up to its attacks: data, split, target, the attacker's knowledge, the records
+    to score and their truth. :func:`run_attack` runs one attack on it."""
+
+    config: AuditConfig
+    threat: ThreatModel
+    permitted: list[str]
+    skipped: dict[str, str]
+    dataset: Dataset
+    split: Split
+    model_name: str
+    model_options: dict[str, Any]
+    recipe: dict[str, Any]
+    target: Any
+    train_accuracy: float
+    test_accuracy: float
+    knowledge: AttackerKnowledge
+    record_indices: np.ndarray
+    is_member: np.ndarray
+    instances: dict[str, Any] = field(default_factory=dict)  # the attacks, built with their options
+    defense: dict[str, Any] | None = None  # the target's defense and what it reported
+
+
+def prepare_audit(config: AuditConfig, *, progress: bool = True, executor: Any = None) -> AuditSetup:
+    """Check the attacks against the threat model, load the data, split it, train (or load
+    from the cache) the target. ``executor`` (:mod:`miaudit.models.executors`) trains shadow
+    and reference models; None trains them in this process."""
     from miaudit.models import ModelCache, TrainingRecipe, fit_classifier
 
     threat = derive(
@@ -243,33 +269,14 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
         cache=cache,
         known_members_x=None if known is None else dataset.x[known],
         known_members_y=None if known is None else dataset.y[known],
+        executor=executor,
     )
     record_idx, is_member = evaluation_records(split, seed=config.seed, exclude=known)
-    x_eval, y_eval = dataset.x[record_idx], dataset.y[record_idx]
-
-    outcomes: list[AttackOutcome] = []
-    for name in permitted:
-        attack = instances[name].fit(knowledge)
-        # A fresh access per attack: the query budget applies to each attack separately.
-        access = TargetAccess(target, threat, input_shape=dataset.feature_shape)
-        try:
-            result = attack.score(access, x_eval, y_eval)
-        except QueryBudgetExceededError as exc:
-            # Not enough queries for this attack: record it as skipped and go on with the others.
-            skipped[name] = f"needs more queries than the budget allows: {exc} ({len(x_eval)} records to score)"
-            continue
-        m = metrics.evaluate(
-            result.scores,
-            is_member,
-            threshold=result.threshold,
-            threshold_source=result.threshold_source,
-            n_bootstrap=config.n_bootstrap,
-            seed=config.seed,
-        )
-        outcomes.append(AttackOutcome(result, m, queries=access.queries))
-
-    return AuditResult(
+    return AuditSetup(
         config=config,
+        threat=threat,
+        permitted=permitted,
+        skipped=skipped,
         dataset=dataset,
         split=split,
         model_name=model_name,
@@ -278,10 +285,69 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
         target=target,
         train_accuracy=train_acc,
         test_accuracy=test_acc,
+        knowledge=knowledge,
         record_indices=record_idx,
         is_member=is_member,
-        outcomes=outcomes,
-        skipped=skipped,
-        threat=threat,
+        instances=instances,
         defense=defense_report,
     )
+
+
+def run_attack(setup: AuditSetup, name: str) -> AttackOutcome | str:
+    """Fit attack ``name`` on the attacker's knowledge, score the evaluated records, evaluate.
+
+    Returns the outcome, or the reason it was skipped (a query budget too small for it).
+    """
+    dataset, config = setup.dataset, setup.config
+    x_eval, y_eval = dataset.x[setup.record_indices], dataset.y[setup.record_indices]
+    attack = (setup.instances[name] if name in setup.instances else make_attack(name, {})).fit(setup.knowledge)
+    # A fresh access per attack: the query budget applies to each attack separately.
+    access = TargetAccess(setup.target, setup.threat, input_shape=dataset.feature_shape)
+    try:
+        result = attack.score(access, x_eval, y_eval)
+    except QueryBudgetExceededError as exc:
+        return f"needs more queries than the budget allows: {exc} ({len(x_eval)} records to score)"
+    m = metrics.evaluate(
+        result.scores,
+        setup.is_member,
+        threshold=result.threshold,
+        threshold_source=result.threshold_source,
+        n_bootstrap=config.n_bootstrap,
+        seed=config.seed,
+    )
+    return AttackOutcome(result, m, queries=access.queries)
+
+
+def audit_result(setup: AuditSetup, outcomes: list[AttackOutcome], skipped: dict[str, str]) -> AuditResult:
+    """The :class:`AuditResult` of ``setup`` with these outcomes."""
+    return AuditResult(
+        config=setup.config,
+        dataset=setup.dataset,
+        split=setup.split,
+        model_name=setup.model_name,
+        model_options=setup.model_options,
+        recipe=setup.recipe,
+        target=setup.target,
+        train_accuracy=setup.train_accuracy,
+        test_accuracy=setup.test_accuracy,
+        record_indices=setup.record_indices,
+        is_member=setup.is_member,
+        outcomes=outcomes,
+        skipped=skipped,
+        threat=setup.threat,
+        defense=setup.defense,
+    )
+
+
+def run_audit(config: AuditConfig, *, progress: bool = True, executor: Any = None) -> AuditResult:
+    """Train (or load from cache) the target, run the permitted attacks, evaluate them."""
+    setup = prepare_audit(config, progress=progress, executor=executor)
+    outcomes: list[AttackOutcome] = []
+    skipped = dict(setup.skipped)
+    for name in setup.permitted:
+        outcome = run_attack(setup, name)
+        if isinstance(outcome, str):
+            skipped[name] = outcome  # not enough queries for this attack: go on with the others
+        else:
+            outcomes.append(outcome)
+    return audit_result(setup, outcomes, skipped)

@@ -208,7 +208,7 @@ def _check(config: ManyTargetConfig) -> list[str]:
     return names
 
 
-def run_many_targets(config: ManyTargetConfig, *, progress: bool = False) -> ManyTargetResult:
+def run_many_targets(config: ManyTargetConfig, *, progress: bool = False, executor: Any = None) -> ManyTargetResult:
     """Train the models (ModelBank, cached), then score and evaluate every attack for every target and k."""
     from miaudit.models import ModelCache, TrainingRecipe
     from miaudit.paths import cache_dir as default_cache_dir
@@ -230,7 +230,7 @@ def run_many_targets(config: ManyTargetConfig, *, progress: bool = False) -> Man
     started = time.perf_counter()
     models = train_many(
         model_name, x, y, subsets, seeds, num_classes=dataset.num_classes, recipe=recipe,
-        options=options, cache=cache, data_fingerprint=fingerprint, progress=progress,
+        options=options, cache=cache, data_fingerprint=fingerprint, progress=progress, executor=executor,
     )  # fmt: skip
     trained_at = time.perf_counter()
     outputs = compute_outputs(models, x, y, subsets, config.augmentation)

@@ -6,7 +6,6 @@ truth, and each attack's score, so any metric can be recomputed outside miaudit.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from miaudit import __version__
 from miaudit.experiments.audit import AttackOutcome, AuditResult
+from miaudit.experiments.store import write_scores_csv
 from miaudit.io_utils import atomic_path
 from miaudit.threat import ThreatModel
 
@@ -34,7 +34,8 @@ def _threat_dict(threat: ThreatModel | None) -> dict[str, Any] | None:
     }
 
 
-def _attack_dict(o: AttackOutcome, price: float | None) -> dict[str, Any]:
+def attack_summary(o: AttackOutcome, price: float | None) -> dict[str, Any]:
+    """One attack's entry of ``results.json``: its metrics, queries, cost and details."""
     out: dict[str, Any] = {
         **o.metrics.to_dict(),
         "queries": o.queries,
@@ -71,7 +72,7 @@ def result_summary(result: AuditResult) -> dict[str, Any]:
         },
         "threat_model": threat.name if threat is not None else result.config.threat_model,
         "threat": _threat_dict(threat),
-        "attacks": {o.result.attack: _attack_dict(o, price) for o in result.outcomes},
+        "attacks": {o.result.attack: attack_summary(o, price) for o in result.outcomes},
         "skipped": result.skipped,
         "defense": result.defense,
     }
@@ -83,10 +84,6 @@ def write_results(result: AuditResult, out_dir: Path) -> tuple[Path, Path]:
     json_path, csv_path = out_dir / "results.json", out_dir / "scores.csv"
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(result_summary(result), indent=2, sort_keys=False) + "\n")
-    names = [o.result.attack for o in result.outcomes]
-    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["record_index", "is_member", *names])
-        for row, (idx, member) in enumerate(zip(result.record_indices, result.is_member)):
-            writer.writerow([int(idx), int(member), *(repr(float(o.result.scores[row])) for o in result.outcomes)])
+    scores = {o.result.attack: o.result.scores for o in result.outcomes}
+    write_scores_csv(csv_path, result.record_indices, result.is_member, scores)
     return json_path, csv_path

@@ -14,6 +14,7 @@ from miaudit.models.bank import DEFAULT_MODELS_PER_PASS, ModelBank
 from miaudit.models.cache import ModelCache
 from miaudit.models.classifier import BankClassifiers, Classifier, SklearnClassifier, TorchClassifier
 from miaudit.models.estimators import ESTIMATORS, make_estimator
+from miaudit.models.executors import Executor
 from miaudit.models.inputs import as_features, as_index_array, as_labels, check_num_classes
 from miaudit.models.progress import ProgressCallback
 from miaudit.models.recipe import TrainingRecipe
@@ -99,17 +100,19 @@ def train_bank(
     data_fingerprint: str | None = None,
     max_models_per_pass: int = DEFAULT_MODELS_PER_PASS,
     progress: bool | ProgressCallback = True,
+    executor: Executor | None = None,
 ) -> BankClassifiers:
     """Train (or load from ``cache``) one model per ``(subsets[k], seeds[k])`` with a :class:`ModelBank`.
 
     Returns a :class:`BankClassifiers`: a sequence of per-model classifiers that can also give
-    all models' predictions on the same records at once, shaped (K, n, C).
+    all models' predictions on the same records at once, shaped (K, n, C). ``executor``
+    (default: this process) trains the blocks of models the cache does not hold.
     """
     if isinstance(arch, str):
         arch = ArchConfig(arch)
     bank = ModelBank(
         arch, recipe, num_classes=num_classes, cache=cache,
-        max_models_per_pass=max_models_per_pass, progress=progress,
+        max_models_per_pass=max_models_per_pass, progress=progress, executor=executor,
     )  # fmt: skip
     modules = bank.train(x, y, subsets, seeds, data_fingerprint=data_fingerprint)
     return BankClassifiers(modules, num_classes, tuple(np.shape(x)[1:]))

@@ -38,6 +38,7 @@ from miaudit.models.architectures import ARCHITECTURES, ArchConfig, build_module
 from miaudit.models.batching import ChunkPlan
 from miaudit.models.cache import ModelCache, ModelKey
 from miaudit.models.engine_base import ENGINES
+from miaudit.models.executors import Executor, TrainJob
 from miaudit.models.inputs import as_features, as_index_array, as_labels, check_num_classes, same_length, to_tensors
 from miaudit.models.progress import BankProgress, ProgressCallback, RichProgress
 from miaudit.models.recipe import TrainingRecipe
@@ -64,6 +65,7 @@ class ModelBank:
         cache: ModelCache | None = None,
         max_models_per_pass: int = DEFAULT_MODELS_PER_PASS,
         progress: bool | ProgressCallback = False,
+        executor: Executor | None = None,
     ) -> None:
         if isinstance(max_models_per_pass, bool) or not isinstance(max_models_per_pass, int) or max_models_per_pass < 1:
             raise ConfigError(f"max_models_per_pass must be a positive integer, got {max_models_per_pass!r}")
@@ -73,6 +75,7 @@ class ModelBank:
         self.cache = cache
         self.max_models_per_pass = max_models_per_pass
         self.progress = progress
+        self.executor = executor
         self.trained = 0
         self.loaded = 0
 
@@ -113,6 +116,9 @@ class ModelBank:
         todo = [i for i, m in enumerate(models) if m is None]
         xt, yt = to_tensors(x_np, y_np)
         chunks = [todo[i : i + self.max_models_per_pass] for i in range(0, len(todo), self.max_models_per_pass)]
+        if self.executor is not None and not self.executor.in_process:
+            self._train_elsewhere(x_np, y_np, subs, seed_list, chunks, keys, models, input_shape)
+            return [m for m in models if m is not None]
         with self._reporter() as report:
             done = len(subs) - len(todo)
             for c, chunk in enumerate(chunks):
@@ -128,6 +134,40 @@ class ModelBank:
                 if report is not None:
                     report(BankProgress(c, len(chunks), self.recipe.epochs, self.recipe.epochs, len(chunk), done, len(subs), done=True))
         return [m for m in models if m is not None]
+
+    def _train_elsewhere(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        subs: list[np.ndarray],
+        seeds: list[int],
+        chunks: list[list[int]],
+        keys: list[ModelKey | None],
+        models: list[nn.Module | None],
+        input_shape: tuple[int, ...],
+    ) -> None:
+        """Each chunk as a job on the executor; weights are cached here as each job returns."""
+        assert self.executor is not None
+        jobs = [
+            TrainJob(self.arch, self.recipe, self.num_classes, tuple(subs[i] for i in chunk), tuple(seeds[i] for i in chunk))
+            for chunk in chunks
+        ]
+        with self._reporter() as report:
+            done = len(subs) - sum(len(c) for c in chunks)
+            for finished, (c, states) in enumerate(self.executor.run(jobs, x, y)):
+                for i, state in zip(chunks[c], states, strict=True):
+                    tensors = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in state.items()}  # Ray's arrays are read-only
+                    module = build_module(self.arch, input_shape, self.num_classes, empty=True)
+                    module.load_state_dict(tensors, strict=True)
+                    models[i] = module.eval()
+                    key = keys[i]
+                    if self.cache is not None and key is not None:
+                        self.cache.save(key, tensors)
+                self.trained += len(chunks[c])
+                done += len(chunks[c])
+                if report is not None:
+                    e = self.recipe.epochs
+                    report(BankProgress(finished, len(chunks), e, e, len(chunks[c]), done, len(subs), done=True))
 
     def _train_chunk(
         self,
