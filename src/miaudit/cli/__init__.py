@@ -17,11 +17,12 @@ from miaudit.cli import (
     registry_cmds,
     reproduce_cmd,
     serve_cmd,
+    study_cmd,
 )
 from miaudit.cli.common import COMMANDS, UsageError
 from miaudit.errors import MiauditError
 
-_MODULES = (audit_cmd, datasets_cmd, own_cmd, registry_cmds, reproduce_cmd, serve_cmd)  # importing them fills COMMANDS
+_MODULES = (audit_cmd, datasets_cmd, own_cmd, registry_cmds, reproduce_cmd, serve_cmd, study_cmd)  # importing them fills COMMANDS
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -95,7 +95,7 @@ def _capped_by_server(threat: ThreatModel, server: Any) -> ThreatModel:
     return derive(threat, output=release[server.output])
 
 
-def _load(config: AuditConfig) -> Dataset:
+def load_audit_data(config: AuditConfig) -> Dataset:
     """A registered data set by name, or the user's own file or folder by path."""
     path = Path(config.dataset).expanduser()
     if path.exists():
@@ -105,8 +105,12 @@ def _load(config: AuditConfig) -> Dataset:
     return load_dataset(config.dataset, config.data_dir)
 
 
-def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
-    """Train (or load from cache) the target, run the permitted attacks, evaluate them."""
+def run_audit(config: AuditConfig, *, progress: bool = True, dataset: Dataset | None = None) -> AuditResult:
+    """Train (or load from cache) the target, run the permitted attacks, evaluate them.
+
+    ``dataset`` replaces loading ``config.dataset`` (the studies pass derived data sets, e.g. a
+    subset of the classes, keeping the data set's name for its defaults).
+    """
     from miaudit.models import ModelCache, TrainingRecipe, fit_classifier
 
     threat = derive(
@@ -137,7 +141,8 @@ def run_audit(config: AuditConfig, *, progress: bool = True) -> AuditResult:
     if config.n_shadow_models < 1:
         raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
 
-    dataset = _load(config)
+    if dataset is None:
+        dataset = load_audit_data(config)
     defaults = defaults_for(dataset.name)
     model_name = config.model or defaults.model
     # The data set's default options belong to its default model; another model starts from its own.
