@@ -15,6 +15,7 @@ from miaudit.cli import (
     datasets_cmd,
     own_cmd,
     registry_cmds,
+    report_cmd,
     reproduce_cmd,
     serve_cmd,
     study_cmd,
@@ -22,7 +23,7 @@ from miaudit.cli import (
 from miaudit.cli.common import COMMANDS, UsageError
 from miaudit.errors import MiauditError
 
-_MODULES = (audit_cmd, datasets_cmd, own_cmd, registry_cmds, reproduce_cmd, serve_cmd, study_cmd)  # importing them fills COMMANDS
+_MODULES = (audit_cmd, datasets_cmd, own_cmd, registry_cmds, report_cmd, reproduce_cmd, serve_cmd, study_cmd)  # importing them fills COMMANDS
 
 
 class _OneLineParser(argparse.ArgumentParser):
