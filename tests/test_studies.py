@@ -122,3 +122,12 @@ def test_bad_study_settings_are_one_line_errors(capsys, args, fragment):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0], err
+
+
+@pytest.mark.parametrize("n", [20, 562, 1710, 1711, 5010])
+def test_study_split_fits_every_size(n):
+    from miaudit.studies.runner import study_split
+
+    counts = study_split(n).resolve(n)  # raises if the parts do not fit
+    assert counts["target_in"] == counts["target_out"] == round(n / 4)
+    assert sum(counts.values()) in (n, n - 1) and counts["attacker_pool"] >= n // 2 - 1

@@ -12,11 +12,20 @@ from typing import Any
 import numpy as np
 
 from miaudit.data.base import Dataset
+from miaudit.data.split import SplitSizes
 from miaudit.errors import ConfigError
 from miaudit.experiments.audit import AuditConfig, AuditResult, load_audit_data, run_audit
 from miaudit.studies.base import StudyConfig
 
 FPR_LOW = 0.01
+
+
+def study_split(n: int) -> SplitSizes:
+    """Every study setting splits its (sub)set 1/4 members, 1/4 non-members, 1/2 the attacker's
+    pool, rounded as :class:`SplitSizes` rounds fractions, but with the pool cut by the record
+    that rounding can overshoot (e.g. 1710 records: 428 + 428 + 854)."""
+    members = int(round(0.25 * n))
+    return SplitSizes(target_in=members, target_out=members, attacker_pool=min(int(round(0.5 * n)), n - 2 * members), population=0)
 
 
 def load_study_data(config: StudyConfig) -> Dataset:
@@ -70,7 +79,8 @@ def audit_setting(
         model_options=model_options if model_options is not None else config.model_options,
         recipe=recipe,
         seed=seed,
-        split=split if split is not None else config.split,
+        # Fractions, not the data set's audit counts: studies run on subsets of varying size.
+        split=split or config.split or study_split(len(dataset)),
         threat_model=config.threat_model,
         attacks=config.attacks,
         n_shadow_models=config.n_shadow_models,
