@@ -24,9 +24,9 @@ def make_run(root: Path) -> Path:
     """
     run = root / "run"
     common = ["--dataset", "digits", "--model", "logreg", "--shadow-models", "2", "--quiet"]
-    assert main(["audit", *common, "--attacks", "loss,lira,correctness", "--bootstrap", "50", "--out", str(run)]) == 0
+    assert main(["audit", *common, "--attacks", "loss,lira-offline,correctness", "--bootstrap", "50", "--out", str(run)]) == 0
     assert (run / "report.html").is_file()  # written automatically by the audit
-    assert main(["study", "per-record-risk", *common, "--attacks", "lira", "--grid", "top=5", "--out", str(run / "studies" / "per-record-risk")]) == 0
+    assert main(["study", "per-record-risk", *common, "--attacks", "lira-offline", "--grid", "top=5", "--out", str(run / "studies" / "per-record-risk")]) == 0
     (run / "defenses.json").write_text(json.dumps(DEFENSES))
     assert main(["report", str(run), "--quiet"]) == 0
     return run

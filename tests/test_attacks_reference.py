@@ -1,11 +1,15 @@
-"""Reference-model attacks: LiRA (offline) and RMIA (offline)."""
+"""Reference-model attacks: LiRA, RMIA and Attack-R."""
 
 import numpy as np
 import pytest
 
 from miaudit.attacks import ATTACKS
-from miaudit.attacks.lira import logit_scaled_confidence, offline_lira_scores
-from miaudit.attacks.rmia import offline_marginal, population_fraction
+from scipy.stats import norm
+
+from miaudit.attacks.attack_r import attack_r_scores
+from miaudit.attacks.lira import lira_offline_scores, lira_online_scores, logit_scaled_confidence
+from miaudit.attacks.reference_stats import first_per_record
+from miaudit.attacks.rmia import likelihood_ratio, marginal, offline_marginal, population_fraction
 from miaudit.errors import ConfigError
 
 
@@ -35,11 +39,99 @@ def test_phi_is_finite_on_saturated_logits():
 def test_lira_scores_grow_with_the_target_confidence():
     rng = np.random.default_rng(1)
     phi_out = rng.normal(size=(4, 50))
-    low, _, _ = offline_lira_scores(np.zeros(50), phi_out)
-    high, _, _ = offline_lira_scores(np.full(50, 3.0), phi_out)
+    low = lira_offline_scores(np.zeros(50), phi_out)
+    high = lira_offline_scores(np.full(50, 3.0), phi_out)
     assert (high > low).all() and np.isfinite(low).all()
-    per_record, _, sigma = offline_lira_scores(np.zeros(50), phi_out, per_record_variance=True)
-    assert np.isfinite(per_record).all() and sigma.shape == (50,)
+    per_record = lira_offline_scores(np.zeros(50), phi_out, per_record=True)
+    assert np.isfinite(per_record).all()
+
+
+def test_lira_online_matches_the_closed_form_likelihood_ratio():
+    # IN ~ N(1, 1), OUT ~ N(0, 1): log N(t; 1, 1) - log N(t; 0, 1) = t - 1/2 exactly.
+    rng = np.random.default_rng(4)
+    n, r = 40, 20000
+    in_mask = np.zeros((r, n), dtype=bool)
+    in_mask[: r // 2] = True
+    phi_refs = np.where(in_mask, rng.normal(1.0, 1.0, (r, n)), rng.normal(0.0, 1.0, (r, n)))
+    t = np.linspace(-2, 3, n)
+    for per_record in (False, True):
+        got = lira_online_scores(t, phi_refs, in_mask, ~in_mask, per_record=per_record)
+        np.testing.assert_allclose(got, t - 0.5, atol=0.15)
+
+
+def test_lira_exact_on_constructed_references():
+    # Two IN values mu_in +- s and two OUT values mu_out +- s per record: per-record means and
+    # standard deviations are exactly (mu_in, s) and (mu_out, s); the pooled one is s * sqrt(2).
+    mu_in, mu_out, s = np.array([2.0, 1.0]), np.array([0.0, -1.0]), 0.5
+    refs = np.stack([mu_in - s, mu_in + s, mu_out - s, mu_out + s])
+    in_mask = np.array([[True] * 2, [True] * 2, [False] * 2, [False] * 2])
+    t = np.array([1.5, -0.25])
+    got = lira_online_scores(t, refs, in_mask, ~in_mask, per_record=True)
+    np.testing.assert_allclose(got, norm.logpdf(t, mu_in, s) - norm.logpdf(t, mu_out, s), rtol=1e-12)
+    pooled = s * np.sqrt(2.0)
+    np.testing.assert_allclose(
+        lira_offline_scores(t, refs, ~in_mask), norm.logcdf((t - mu_out) / pooled), rtol=1e-12
+    )
+    # Views: the same data twice averages to the same score.
+    np.testing.assert_allclose(
+        lira_online_scores(np.stack([t, t]), np.stack([refs, refs]), in_mask, ~in_mask, per_record=True), got
+    )
+
+
+def test_lira_offline_matches_the_normal_cdf():
+    rng = np.random.default_rng(5)
+    phi_out = rng.normal(0.0, 2.0, (5000, 30))
+    t = np.linspace(-4, 4, 30)
+    np.testing.assert_allclose(lira_offline_scores(t, phi_out), norm.logcdf(t / 2.0), atol=0.05)
+
+
+def test_lira_refuses_records_without_references():
+    refs = np.zeros((2, 3))
+    in_mask = np.array([[True, True, False], [False, True, True]])
+    with pytest.raises(ConfigError, match="reference models"):
+        lira_online_scores(np.zeros(3), refs + np.arange(2)[:, None], in_mask, ~in_mask)
+
+
+def test_first_per_record_keeps_k_of_each_kind():
+    mask = np.array([[1, 0], [1, 1], [0, 1], [1, 1]], dtype=bool)
+    np.testing.assert_array_equal(first_per_record(mask, 1), [[1, 0], [0, 1], [0, 0], [0, 0]])
+    np.testing.assert_array_equal(first_per_record(mask, 2).sum(axis=0), [2, 2])
+
+
+def test_rmia_closed_form():
+    p_refs = np.array([[0.25, 0.5], [0.75, 1.0]])  # exact in binary: no rounding at the ties
+    pr_x = marginal(p_refs)  # online: the mean over references
+    np.testing.assert_allclose(pr_x, [0.5, 0.75])
+    ratio_x = likelihood_ratio(np.array([1.0, 0.75]), pr_x)
+    np.testing.assert_allclose(ratio_x, [2.0, 1.0])
+    ratio_z = np.array([0.5, 1.0, 1.5, 3.0])
+    np.testing.assert_allclose(population_fraction(ratio_x, ratio_z, 1.0), [0.75, 0.5])
+    np.testing.assert_allclose(population_fraction(ratio_x, ratio_z, 2.0), [0.5, 0.25])
+    # Offline: only the masked (OUT) references, then the linear approximation.
+    out = np.array([[True, False], [True, True]])
+    np.testing.assert_allclose(marginal(p_refs, out, a=0.3), offline_marginal(np.array([0.5, 1.0]), 0.3))
+
+
+def test_rmia_score_is_the_likelihood_ratio_rank():
+    # With a fixed population the score is monotone in ratio(x): it ranks records by the likelihood ratio.
+    rng = np.random.default_rng(6)
+    ratio_x = rng.lognormal(size=200)
+    score = population_fraction(ratio_x, rng.lognormal(size=5000))
+    order = np.argsort(ratio_x)
+    assert (np.diff(score[order]) >= 0).all()
+
+
+def test_attack_r_closed_form():
+    loss_refs = np.array([[1.0, 0.5], [2.0, 0.5], [3.0, 0.1], [4.0, 0.9]])
+    got = attack_r_scores(np.array([2.0, 0.5]), loss_refs)
+    resolution = 1 / (2 * 4**2)  # the tie-break term stays below the gap between p-values
+    np.testing.assert_allclose(got, [(2 + 0.5) / 4, (1 + 0.5 * 2) / 4], atol=resolution)
+    out = np.array([[True, True], [False, True], [True, False], [True, True]])
+    got = attack_r_scores(np.array([2.0, 0.5]), loss_refs, out)
+    np.testing.assert_allclose(got, [2 / 3, (1 + 0.5 * 2) / 3], atol=1 / (2 * 3**2))
+    # Equal p-values: the lower target loss ranks higher.
+    tied = attack_r_scores(np.array([0.1, 0.2]), np.full((3, 2), 5.0))
+    assert tied[0] > tied[1] and ((tied >= 1.0) & (tied < 1.0 + 1 / (2 * 3**2))).all()
 
 
 @pytest.mark.parametrize("gamma", [1.0, 2.0, 0.5])
@@ -57,38 +149,79 @@ def test_rmia_offline_marginal():
     np.testing.assert_allclose(offline_marginal(np.array([0.2]), 1.0), [0.2])
 
 
+REFERENCE_ATTACKS = ("lira", "lira-offline", "rmia", "rmia-offline", "attack-r")
+
+
 def test_registered():
-    assert {"lira", "rmia"} <= set(ATTACKS.names())
+    assert set(REFERENCE_ATTACKS) <= set(ATTACKS.names())
 
 
-def test_digits_audit_gives_finite_scores():
-    from miaudit.experiments import AuditConfig, run_audit
+def _digits_config(tmp_path, **overrides):
+    from miaudit.experiments import AuditConfig
 
-    result = run_audit(
-        AuditConfig(
-            dataset="digits",
-            attacks=("lira", "rmia"),
-            recipe={"epochs": 5},
-            n_shadow_models=2,
-            n_bootstrap=0,
-            use_cache=False,
-        ),
-        progress=False,
+    base = dict(
+        dataset="digits",
+        attacks=REFERENCE_ATTACKS,
+        recipe={"epochs": 4},
+        n_shadow_models=4,
+        n_bootstrap=0,
+        cache_dir=str(tmp_path / "cache"),
     )
+    return AuditConfig(**{**base, **overrides})
+
+
+def test_digits_audit_runs_every_reference_attack_and_a_rerun_trains_nothing(tmp_path, monkeypatch):
+    from miaudit.experiments import run_audit
+    from miaudit.models.bank import ModelBank
+
+    result = run_audit(_digits_config(tmp_path), progress=False)
     by_name = {o.result.attack: o.result for o in result.outcomes}
-    assert set(by_name) == {"lira", "rmia"}
+    assert set(by_name) == set(REFERENCE_ATTACKS)
     for r in by_name.values():
         assert len(r.scores) and np.isfinite(r.scores).all()
-        assert r.details["variant"] == "offline" and r.details["reference_models"] == 2
-    rmia = by_name["rmia"]
-    assert ((rmia.scores >= 0) & (rmia.scores <= 1)).all()
-    assert rmia.queries_per_record > 1  # the population was queried through TargetAccess
-    assert by_name["lira"].queries_per_record == 1
+        assert r.details["reference_models"] == 4
+    assert by_name["lira"].details["variant"] == "online" and by_name["lira-offline"].details["variant"] == "offline"
+    for name in ("rmia", "rmia-offline"):
+        assert ((by_name[name].scores >= 0) & (by_name[name].scores <= 1)).all()
+        assert by_name[name].queries_per_record > 1  # the population was queried through TargetAccess
+    assert by_name["lira"].queries_per_record == 1 and by_name["lira"].details["augmentation"] == "none"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the second run trained a model")
+
+    monkeypatch.setattr(ModelBank, "_train_chunk", refuse)
+    again = run_audit(_digits_config(tmp_path), progress=False)
+    for first, second in zip(result.outcomes, again.outcomes, strict=True):
+        np.testing.assert_array_equal(first.result.scores, second.result.scores)
+
+
+def test_online_attacks_need_two_reference_models(tmp_path):
+    from miaudit.experiments import run_audit
+
+    with pytest.raises(ConfigError, match="at least 2 reference models"):
+        run_audit(_digits_config(tmp_path, attacks=("lira",), n_shadow_models=1), progress=False)
+
+
+def test_online_references_are_in_for_half_of_the_models(tmp_path):
+    from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
+    from miaudit.attacks.reference_models import train_online_references
+    from miaudit.threat import THREAT_MODELS
+
+    rng = np.random.default_rng(3)
+    pool_x, pool_y = rng.random((60, 5), dtype=np.float32), rng.integers(0, 3, 60)
+    x, y = rng.random((20, 5), dtype=np.float32), rng.integers(0, 3, 20)
+    knowledge = AttackerKnowledge(
+        threat=THREAT_MODELS.get("gray-box"), num_classes=3, input_shape=(5,), seed=0,
+        pool_x=pool_x, pool_y=pool_y, model=ModelSpec("random_forest", {}, recipe=object()),
+    )  # fmt: skip
+    refs = train_online_references(knowledge, x, y, 6)
+    assert refs.in_candidates.shape == (6, 20) and refs.in_pool.shape == (6, 60)
+    np.testing.assert_array_equal(refs.in_candidates.sum(axis=0), 3)
 
 
 def test_rmia_auto_a_is_chosen_on_shadow_models(tmp_path):
     from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
-    from miaudit.attacks.rmia import A_GRID, RmiaAttack
+    from miaudit.attacks.rmia import A_GRID, RmiaOfflineAttack
     from miaudit.threat import THREAT_MODELS
 
     rng = np.random.default_rng(3)
@@ -98,10 +231,10 @@ def test_rmia_auto_a_is_chosen_on_shadow_models(tmp_path):
         threat=THREAT_MODELS.get("gray-box"), num_classes=4, input_shape=(8,), seed=0,
         pool_x=x, pool_y=y, model=ModelSpec("random_forest", {}, recipe=object()), n_shadow_models=4,
     )  # fmt: skip
-    attack = RmiaAttack(a="auto").fit(knowledge)
+    attack = RmiaOfflineAttack(a="auto").fit(knowledge)
     assert attack.a in A_GRID and attack.a_source.startswith("auto (chosen")
     knowledge2 = AttackerKnowledge(**{**knowledge.__dict__, "n_shadow_models": 2})
-    fallback = RmiaAttack(a="auto").fit(knowledge2)
+    fallback = RmiaOfflineAttack(a="auto").fit(knowledge2)
     assert fallback.a == 0.3 and "fallback" in fallback.a_source
     with pytest.raises(ConfigError):
-        RmiaAttack(a=1.5)
+        RmiaOfflineAttack(a=1.5)

@@ -17,7 +17,7 @@ from miaudit.studies.feature_variance import within_class_variance
 from miaudit.studies.runner import subset
 from miaudit.studies.stats import aggregate, correlation
 
-FAST = ["--dataset", "digits", "--shadow-models", "1", "--attacks", "loss,lira", "--quiet"]
+FAST = ["--dataset", "digits", "--shadow-models", "1", "--attacks", "loss,lira-offline", "--quiet"]
 
 CASES = {
     # study: (extra flags, expected table rows)

@@ -1,6 +1,7 @@
 """Membership-inference attacks. Each module registers its attack in :data:`ATTACKS`."""
 
 from miaudit.attacks import (  # noqa: F401  (registration)
+    attack_r,
     confidence,
     correctness,
     entropy,

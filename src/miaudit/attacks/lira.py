@@ -1,27 +1,26 @@
-"""LiRA, offline variant (Carlini et al., "Membership Inference Attacks From First Principles",
-IEEE S&P 2022).
+"""LiRA, the likelihood-ratio attack (Carlini et al., "Membership Inference Attacks From First
+Principles", IEEE S&P 2022), online (``lira``) and offline (``lira-offline``).
 
 Threat model: gray box: the full probability vector, the target's architecture and training
-recipe, and same-distribution data (the attacker's pool) to train reference models on.
+recipe, and same-distribution data (the attacker's pool) to train reference models on. The
+online variant also trains on the records it scores (it knows them: it queries them), never on
+their membership.
 
-Reference models are the shadow models of :func:`train_shadow_models`, trained like the target on
-halves of the attacker's pool. They never saw the records being scored (the pool is disjoint from
-the target's data), so they are OUT references. For each scored record ``(x, y)`` the attacker
-queries every reference (in process: they are its own models) and computes the logit-scaled
-confidence ``phi = log p_y - log(sum_{i != y} p_i)`` from their logits. A Gaussian is fitted to
-the references' ``phi`` on the record: a mean per record and, by default, one global standard
-deviation over all (reference, record) values, as the paper recommends when there are few
-references (fewer than 64); ``per_record_variance=True`` uses the standard deviation of each
-record's own references instead. The score is the one-sided test
+For a record ``(x, y)`` every model gives the logit-scaled confidence
+``phi = log p_y - log(sum_{i != y} p_i)``, computed as ``z_y - logsumexp_{i != y} z_i`` from
+logits so that it stays finite when ``p_y`` rounds to 1. Reference models give Gaussians of
+``phi`` on the record:
 
-    score = log Phi((phi_target - mu_out) / sigma)
+- online: one from the references that trained on it (IN), one from those that did not (OUT);
+  score = ``log N(phi_target; mu_in, sigma_in) - log N(phi_target; mu_out, sigma_out)``;
+- offline: OUT only; score = ``log Phi((phi_target - mu_out) / sigma_out)`` (one-sided: a member
+  is more confident than the models that did not see it).
 
-(``Phi`` the standard normal CDF): higher means the target is more confident on the record than
-models that did not train on it, i.e. more likely a member.
-
-Online LiRA additionally trains IN reference models on each scored record. The fit/score split
-of :class:`Attack` gives ``fit`` only the attacker's knowledge, never the records to be scored,
-so online LiRA cannot be expressed here; only the offline variant is implemented.
+Means are per record. Standard deviations are per record or one global value (the pooled
+within-record spread); the paper recommends the global one with few references, so ``"auto"``
+uses it below 64 reference models. With query augmentations (images: flips and shifts, see
+:mod:`miaudit.attacks.augment`) every view has its own Gaussians and the per-view scores are
+averaged.
 """
 
 from __future__ import annotations
@@ -31,13 +30,17 @@ from typing import Any
 import numpy as np
 from scipy.special import log_ndtr, logsumexp
 
+from miaudit.attacks import augment
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
+from miaudit.attacks.reference_models import train_online_references
+from miaudit.attacks.reference_stats import masked_mean, masked_std, require_counts
 from miaudit.attacks.shadow_models import GRAY_BOX_SHADOW_TRAINING, train_shadow_models
 from miaudit.errors import ConfigError, InputError
 from miaudit.targets.access import TargetAccess
 
-SIGMA_FLOOR = 1e-30  # a zero standard deviation (identical references) would divide by zero
+PER_RECORD_FROM = 64  # "auto" variance: per record from this many reference models on
+VARIANCES = ("auto", "global", "per-record")
 
 
 def logit_scaled_confidence(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -69,41 +72,142 @@ def model_logits(model: Any, x: np.ndarray) -> np.ndarray:
     return log_probabilities(model.predict_proba(x))
 
 
-def offline_lira_scores(
-    phi_target: np.ndarray, phi_out: np.ndarray, *, per_record_variance: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``log Phi((phi_target - mu) / sigma)`` with ``phi_out`` shaped (references, records).
+def _views_axis(phi_target: np.ndarray, phi_refs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Promote (N,) / (R, N) to (A, N) / (A, R, N): one leading axis of query views."""
+    t = np.asarray(phi_target, dtype=np.float64)
+    r = np.asarray(phi_refs, dtype=np.float64)
+    if t.ndim == 1:
+        t, r = t[None], r[None]
+    if r.ndim != 3 or t.shape[0] != r.shape[0] or t.shape[1] != r.shape[2]:
+        raise InputError(f"target scores {t.shape} and reference scores {r.shape} do not line up")
+    return t, r
 
-    Returns the scores, the per-record means and the standard deviations used (one per record).
+
+def use_per_record(variance: str, n_references: int) -> bool:
+    """Whether ``variance`` ("auto", "global", "per-record") means per-record standard deviations."""
+    if variance not in VARIANCES:
+        raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
+    return variance == "per-record" or (variance == "auto" and n_references >= PER_RECORD_FROM)
+
+
+def _log_normal_pdf(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    return -np.log(sigma) - 0.5 * ((x - mu) / sigma) ** 2 - 0.5 * np.log(2 * np.pi)
+
+
+def lira_online_scores(
+    phi_target: np.ndarray, phi_refs: np.ndarray, in_mask: np.ndarray, out_mask: np.ndarray, *, per_record: bool = False
+) -> np.ndarray:
+    """Online LiRA: mean over views of ``log N(phi; IN) - log N(phi; OUT)``.
+
+    ``phi_target`` is (N,) or (A, N); ``phi_refs`` (R, N) or (A, R, N); the masks (R, N) say which
+    references trained on each record (IN) and which did not (OUT).
     """
-    phi_out = np.asarray(phi_out, dtype=np.float64)
-    mu = phi_out.mean(axis=0)
-    if per_record_variance:
-        if phi_out.shape[0] < 2:
-            raise ConfigError("per-record variance needs at least 2 reference models")
-        sigma = phi_out.std(axis=0)
-    else:
-        sigma = np.full(phi_out.shape[1], phi_out.std() if phi_out.size else 0.0)
-    sigma = np.maximum(sigma, SIGMA_FLOOR)
-    return log_ndtr((np.asarray(phi_target, dtype=np.float64) - mu) / sigma), mu, sigma
+    t, r = _views_axis(phi_target, phi_refs)
+    require_counts(in_mask, 1, "online LiRA (IN references)")
+    require_counts(out_mask, 1, "online LiRA (OUT references)")
+    total = np.zeros(t.shape[1])
+    for view in range(t.shape[0]):
+        mu_in, mu_out = masked_mean(r[view], in_mask), masked_mean(r[view], out_mask)
+        s_in = masked_std(r[view], in_mask, per_record=per_record)
+        s_out = masked_std(r[view], out_mask, per_record=per_record)
+        total += _log_normal_pdf(t[view], mu_in, s_in) - _log_normal_pdf(t[view], mu_out, s_out)
+    return total / t.shape[0]
 
 
-@ATTACKS.register("lira")
-class LiraAttack(Attack):
-    name = "lira"
+def lira_offline_scores(
+    phi_target: np.ndarray, phi_refs: np.ndarray, out_mask: np.ndarray | None = None, *, per_record: bool = False
+) -> np.ndarray:
+    """Offline LiRA: mean over views of ``log Phi((phi - mu_out) / sigma_out)``.
+
+    ``out_mask`` (R, N) selects the OUT references per record; None means every reference.
+    """
+    t, r = _views_axis(phi_target, phi_refs)
+    mask = np.ones(r.shape[1:], dtype=bool) if out_mask is None else np.asarray(out_mask, dtype=bool)
+    require_counts(mask, 2 if per_record else 1, "offline LiRA (OUT references)")
+    total = np.zeros(t.shape[1])
+    for view in range(t.shape[0]):
+        mu = masked_mean(r[view], mask)
+        sigma = masked_std(r[view], mask, per_record=per_record)
+        total += log_ndtr((t[view] - mu) / sigma)
+    return total / t.shape[0]
+
+
+class _LiraBase(Attack):
     paper = "Carlini et al., IEEE S&P 2022"
     kind = "reference models"
     requirements = GRAY_BOX_SHADOW_TRAINING
 
-    def __init__(self, *, per_record_variance: bool = False) -> None:
-        self.per_record_variance = per_record_variance
-        self.references: list[Any] | None = None
+    def __init__(self, *, variance: str = "auto", augmentation: str = "auto") -> None:
+        use_per_record(variance, 0)  # validates the name
+        if augmentation != "auto":
+            augment.AUGMENTATIONS.get(augmentation)  # unknown names fail here, before any training
+        self.variance = variance
+        self.augmentation = augmentation
+        self.knowledge: AttackerKnowledge | None = None
+
+    def _views(self, x: np.ndarray) -> tuple[str, list[np.ndarray]]:
+        name, views = augment.resolve(self.augmentation, tuple(np.shape(x)[1:]))
+        return name, augment.views_of(x, views)
+
+    @staticmethod
+    def _target_phi(access: TargetAccess, views: list[np.ndarray], y: np.ndarray) -> np.ndarray:
+        return np.stack([logit_scaled_confidence(log_probabilities(access.predict_proba(v)), y) for v in views])
+
+    @staticmethod
+    def _reference_phi(models: list[Any], views: list[np.ndarray], y: np.ndarray) -> np.ndarray:
+        return np.stack([np.stack([logit_scaled_confidence(model_logits(m, v), y) for m in models]) for v in views])
+
+    def _details(self, variant: str, n_refs: int, per_record: bool, augmentation: str, n_views: int) -> dict[str, Any]:
+        return {
+            "variant": variant,
+            "reference_models": n_refs,
+            "variance": "per record" if per_record else "global (pooled within-record)",
+            "augmentation": augmentation,
+            "queries_per_record": n_views,
+        }
+
+
+@ATTACKS.register("lira")
+class LiraAttack(_LiraBase):
+    """Online LiRA: references trained on random halves of the attacker's pool plus the scored records."""
+
+    name = "lira"
 
     def fit(self, knowledge: AttackerKnowledge) -> LiraAttack:
-        shadows = train_shadow_models(knowledge, knowledge.n_shadow_models)
-        self.references = [s.model for s in shadows]
-        if self.per_record_variance and len(self.references) < 2:
-            raise ConfigError("per-record variance needs at least 2 reference models; raise n_shadow_models")
+        if knowledge.n_shadow_models < 2:
+            raise ConfigError("online LiRA needs at least 2 reference models; raise --reference-models")
+        self.knowledge = knowledge
+        return self
+
+    def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
+        if self.knowledge is None:
+            raise ConfigError("call fit() before score(): LiRA needs the attacker's knowledge")
+        y = np.asarray(y)
+        before = access.queries
+        augmentation, views = self._views(x)
+        phi_target = self._target_phi(access, views, y)
+        refs = train_online_references(self.knowledge, x, y, self.knowledge.n_shadow_models)
+        phi_refs = self._reference_phi(refs.models, views, y)
+        per_record = use_per_record(self.variance, len(refs.models))
+        scores = lira_online_scores(phi_target, phi_refs, refs.in_candidates, ~refs.in_candidates, per_record=per_record)
+        details = self._details("online", len(refs.models), per_record, augmentation, len(views))
+        return self._result(access, before, len(y), scores, details=details)
+
+
+@ATTACKS.register("lira-offline")
+class LiraOfflineAttack(_LiraBase):
+    """Offline LiRA: OUT references only (the shadow models, trained on the attacker's pool)."""
+
+    name = "lira-offline"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.references: list[Any] | None = None
+
+    def fit(self, knowledge: AttackerKnowledge) -> LiraOfflineAttack:
+        self.references = [s.model for s in train_shadow_models(knowledge, knowledge.n_shadow_models)]
+        if self.variance == "per-record" and len(self.references) < 2:
+            raise ConfigError("a per-record variance needs at least 2 reference models; raise --reference-models")
         return self
 
     def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
@@ -111,20 +215,10 @@ class LiraAttack(Attack):
             raise ConfigError("call fit() before score(): LiRA needs reference models")
         y = np.asarray(y)
         before = access.queries
-        phi_target = logit_scaled_confidence(log_probabilities(access.predict_proba(x)), y)
-        x32 = np.asarray(x, dtype=np.float32)
-        phi_out = np.stack([logit_scaled_confidence(model_logits(m, x32), y) for m in self.references])
-        scores, _, sigma = offline_lira_scores(phi_target, phi_out, per_record_variance=self.per_record_variance)
-        return self._result(
-            access,
-            before,
-            len(y),
-            scores,
-            details={
-                "variant": "offline",
-                "reference_models": len(self.references),
-                "variance": "per record" if self.per_record_variance else "global",
-                "global_sigma": None if self.per_record_variance else float(sigma[0]) if len(sigma) else None,
-                "score": "log Phi((phi_target - mu_out) / sigma), phi = log p_y - log(1 - p_y)",
-            },
-        )
+        augmentation, views = self._views(x)
+        phi_target = self._target_phi(access, views, y)
+        phi_refs = self._reference_phi(self.references, views, y)
+        per_record = use_per_record(self.variance, len(self.references))
+        scores = lira_offline_scores(phi_target, phi_refs, per_record=per_record)
+        details = self._details("offline", len(self.references), per_record, augmentation, len(views))
+        return self._result(access, before, len(y), scores, details=details)

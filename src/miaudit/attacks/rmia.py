@@ -1,29 +1,29 @@
-"""RMIA, offline variant (Zarifzadeh et al., "Low-Cost High-Power Membership Inference Attacks",
-ICML 2024).
+"""RMIA, the relative membership inference attack (Zarifzadeh et al., "Low-Cost High-Power
+Membership Inference Attacks", ICML 2024), online (``rmia``) and offline (``rmia-offline``).
 
 Threat model: gray box: the full probability vector, the target's architecture and training
-recipe, and same-distribution data (the attacker's pool) to train reference models on.
+recipe, and same-distribution data (the attacker's pool) to train reference models on and to
+serve as the population ``z``. The online variant also trains on the records it scores, never on
+their membership.
 
-For a record ``x`` with label ``y``, ``Pr(x|theta)`` is the target's ``p_y(x)`` and ``Pr(x)``
-is estimated from OUT reference models (the shadow models of :func:`train_shadow_models`) with
-the paper's offline linear approximation
+For a record ``x`` with label ``y``, ``Pr(x|theta)`` is the target's ``p_y(x)`` and ``Pr(x)`` its
+average over reference models:
 
-    Pr(x) = ((1 + a) * mean_ref p_y(x) + (1 - a)) / 2,
+- online: the mean of ``p_y(x)`` over all references (about half of them trained on ``x``);
+- offline: OUT references only, corrected by the paper's linear approximation
+  ``Pr(x) = ((1 + a) * mean_out p_y(x) + (1 - a)) / 2``; ``a`` is fixed (default 0.3) or, with
+  ``a="auto"`` and at least 4 shadow models, chosen on a grid against a stand-in target: shadow 0,
+  scored on its own pool members and non-members against the shadows other than its complementary
+  twin. Only the attacker's own models and truth are used, never the target's.
 
-``a`` configurable (default 0.3). With ``a="auto"`` (and at least 4 shadow models) the attacker
-picks ``a`` from a grid on a stand-in target: shadow 0, scored on its own pool members and
-non-members against the shadows other than its complementary twin (shadow 1), with half of its
-non-members as the population. Only the attacker's own models and truth are used, never the
-target's. With fewer than 4 shadow models ``auto`` falls back to 0.3. The likelihood ratio is ``ratio(x) = Pr(x|theta) / Pr(x)``.
-The population ``z`` is the attacker's pool: its ratios use the target's outputs on ``z``
-(queried through :class:`TargetAccess` and counted in ``queries_per_record``) and, for ``Pr(z)``,
-only the reference models that did not train on ``z`` (each pool record is OUT for half of the
-paired shadow models), with the same approximation. The score is
+The likelihood ratio is ``ratio(x) = Pr(x|theta) / Pr(x)`` and the score
 
-    score(x) = fraction of z with ratio(x) / ratio(z) >= gamma     (gamma default 1),
+    score(x) = fraction of population records z with ratio(x) / ratio(z) >= gamma,
 
-computed in O((N + Z) log Z) time and O(N + Z) memory: ratio(x) / ratio(z) >= gamma iff
-ratio(z) <= ratio(x) / gamma, so it is a ``searchsorted`` into the sorted population ratios.
+computed in O((N + Z) log Z) time and O(N + Z) memory: ``ratio(x) / ratio(z) >= gamma`` iff
+``ratio(z) <= ratio(x) / gamma``, a ``searchsorted`` into the sorted population ratios; never an
+N x Z matrix. The population is the attacker's pool, queried through :class:`TargetAccess` (its
+queries are counted in ``queries_per_record``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import numpy as np
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.loss import true_class_probability
+from miaudit.attacks.reference_models import train_online_references
+from miaudit.attacks.reference_stats import masked_mean, require_counts
 from miaudit.attacks.shadow_models import (
     GRAY_BOX_SHADOW_TRAINING,
     ShadowModel,
@@ -54,6 +56,24 @@ def offline_marginal(mean_ref_p: np.ndarray, a: float) -> np.ndarray:
     return ((1.0 + a) * np.asarray(mean_ref_p, dtype=np.float64) + (1.0 - a)) / 2.0
 
 
+def marginal(p_refs: np.ndarray, mask: np.ndarray | None = None, *, a: float | None = None) -> np.ndarray:
+    """``Pr(x)`` per record from reference ``p_y`` values shaped (R, N).
+
+    ``a=None``: the online estimate, the mean over the references ``mask`` selects (IN and OUT);
+    a number: the offline approximation from the OUT references ``mask`` selects.
+    """
+    p_refs = np.asarray(p_refs, dtype=np.float64)
+    mask = np.ones(p_refs.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    require_counts(mask, 1, "RMIA")
+    mean = masked_mean(p_refs, mask)
+    return mean if a is None else offline_marginal(mean, a)
+
+
+def likelihood_ratio(p_target: np.ndarray, pr_x: np.ndarray) -> np.ndarray:
+    """``Pr(x|theta) / Pr(x)``, a target probability of 0 floored so that ratios stay positive."""
+    return np.maximum(np.asarray(p_target, dtype=np.float64), PROB_FLOOR) / np.maximum(pr_x, PROB_FLOOR)
+
+
 def population_fraction(ratio_x: np.ndarray, ratio_z: np.ndarray, gamma: float = 1.0) -> np.ndarray:
     """Per ``x``, the fraction of ``z`` with ``ratio_x / ratio_z >= gamma`` (ratios positive).
 
@@ -66,18 +86,72 @@ def population_fraction(ratio_x: np.ndarray, ratio_z: np.ndarray, gamma: float =
     return counts / len(ratio_z)
 
 
+def _check_options(a: float | str, gamma: float) -> None:
+    if a != "auto" and not (isinstance(a, (int, float)) and 0.0 <= a <= 1.0):
+        raise ConfigError(f"a must lie in [0, 1] or be 'auto', got {a!r}")
+    if gamma <= 0:
+        raise ConfigError(f"gamma must be positive, got {gamma}")
+
+
+def _p_y(models: list[Any], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``p_y`` of each of the attacker's own models on ``(x, y)``, shaped (R, N)."""
+    x32 = np.asarray(x, dtype=np.float32)
+    return np.stack([true_class_probability(m.predict_proba(x32), y) for m in models])
+
+
 @ATTACKS.register("rmia")
 class RmiaAttack(Attack):
+    """Online RMIA: references trained on random halves of the attacker's pool plus the scored records."""
+
     name = "rmia"
     paper = "Zarifzadeh et al., ICML 2024"
     kind = "reference models"
     requirements = GRAY_BOX_SHADOW_TRAINING
 
+    def __init__(self, *, gamma: float = 1.0) -> None:
+        _check_options(DEFAULT_A, gamma)
+        self.gamma = float(gamma)
+        self.knowledge: AttackerKnowledge | None = None
+
+    def fit(self, knowledge: AttackerKnowledge) -> RmiaAttack:
+        if knowledge.n_shadow_models < 2:
+            raise ConfigError("online RMIA needs at least 2 reference models; raise --reference-models")
+        self.knowledge = knowledge
+        return self
+
+    def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
+        k = self.knowledge
+        if k is None or k.pool_x is None or k.pool_y is None:
+            raise ConfigError("call fit() before score(): RMIA needs the attacker's knowledge and pool")
+        y = np.asarray(y)
+        before = access.queries
+        p_target_x = true_class_probability(access.predict_proba(x), y)
+        p_target_z = true_class_probability(access.predict_proba(k.pool_x), k.pool_y)
+        refs = train_online_references(k, x, y, k.n_shadow_models)
+        ratio_x = likelihood_ratio(p_target_x, marginal(_p_y(refs.models, x, y)))
+        ratio_z = likelihood_ratio(p_target_z, marginal(_p_y(refs.models, k.pool_x, k.pool_y)))
+        scores = population_fraction(ratio_x, ratio_z, self.gamma)
+        details = {
+            "variant": "online",
+            "reference_models": len(refs.models),
+            "gamma": self.gamma,
+            "population_size": len(k.pool_y),
+            "population": "attacker's pool",
+        }
+        return self._result(access, before, len(y), scores, details=details)
+
+
+@ATTACKS.register("rmia-offline")
+class RmiaOfflineAttack(Attack):
+    """Offline RMIA: OUT references only (the shadow models), with the linear approximation ``a``."""
+
+    name = "rmia-offline"
+    paper = "Zarifzadeh et al., ICML 2024"
+    kind = "reference models"
+    requirements = GRAY_BOX_SHADOW_TRAINING
+
     def __init__(self, *, a: float | str = DEFAULT_A, gamma: float = 1.0) -> None:
-        if a != "auto" and not (isinstance(a, (int, float)) and 0.0 <= a <= 1.0):
-            raise ConfigError(f"a must lie in [0, 1] or be 'auto', got {a!r}")
-        if gamma <= 0:
-            raise ConfigError(f"gamma must be positive, got {gamma}")
+        _check_options(a, gamma)
         self.a_option = a
         self.a = DEFAULT_A if a == "auto" else float(a)
         self.a_source = "default" if a == DEFAULT_A else "auto (fallback: fewer than 4 shadow models)" if a == "auto" else "configured"
@@ -87,7 +161,7 @@ class RmiaAttack(Attack):
         self.pop_y: np.ndarray | None = None
         self.pop_marginal: np.ndarray | None = None
 
-    def fit(self, knowledge: AttackerKnowledge) -> RmiaAttack:
+    def fit(self, knowledge: AttackerKnowledge) -> RmiaOfflineAttack:
         shadows = train_shadow_models(knowledge, knowledge.n_shadow_models)
         self.references = [s.model for s in shadows]
         pool_x, pool_y = knowledge.pool_x, knowledge.pool_y  # present: train_shadow_models checked
@@ -95,27 +169,26 @@ class RmiaAttack(Attack):
         if self.a_option == "auto" and len(shadows) >= 4:
             self.a = self._choose_a(shadows, pool_x, self.pop_y, self.gamma, seed=knowledge.seed)
             self.a_source = "auto (chosen on shadow 0 as a stand-in target)"
-        self.pop_marginal = offline_marginal(self._out_mean_on_pool(shadows, pool_x, self.pop_y), self.a)
+        p_pool, out_mask = self._pool_p_and_out_mask(shadows, pool_x, self.pop_y)
+        if not out_mask.any(axis=0).all():
+            raise ConfigError("some population records are IN for every reference model; use at least 2 shadow models")
+        self.pop_marginal = marginal(p_pool, out_mask, a=self.a)
         return self
 
     @staticmethod
-    def _out_mean_on_pool(shadows: list[ShadowModel], pool_x: np.ndarray, pool_y: np.ndarray) -> np.ndarray:
-        """Mean ``p_y`` over the references that did not train on each pool record."""
-        total = np.zeros(len(pool_y))
-        count = np.zeros(len(pool_y))
-        for s in shadows:
-            out = s.out_idx
-            total[out] += true_class_probability(s.model.predict_proba(pool_x[out]), pool_y[out])
-            count[out] += 1
-        if (count == 0).any():
-            raise ConfigError("some population records are IN for every reference model; use at least 2 shadow models")
-        return total / count
+    def _pool_p_and_out_mask(shadows: list[ShadowModel], pool_x: np.ndarray, pool_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every shadow's ``p_y`` on the pool and which pool records each did not train on."""
+        p = _p_y([s.model for s in shadows], pool_x, pool_y)
+        out = np.zeros(p.shape, dtype=bool)
+        for row, s in enumerate(shadows):
+            out[row, s.out_idx] = True
+        return p, out
 
     @staticmethod
     def _choose_a(shadows: list[ShadowModel], pool_x: np.ndarray, pool_y: np.ndarray, gamma: float, *, seed: int) -> float:
         """The grid ``a`` with the best AUC of RMIA against shadow 0 (attacker's own truth)."""
         stand_in, refs = shadows[0], shadows[2:]  # shadows[1] trained on shadow 0's non-members
-        mean_ref = RmiaAttack._out_mean_on_pool(refs, pool_x, pool_y)
+        p_refs, out_mask = RmiaOfflineAttack._pool_p_and_out_mask(refs, pool_x, pool_y)
         p_stand_in = true_class_probability(stand_in.model.predict_proba(pool_x), pool_y)
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0xA11A]))
         out = rng.permutation(stand_in.out_idx)
@@ -124,7 +197,7 @@ class RmiaAttack(Attack):
         is_member = np.arange(len(scored)) < len(stand_in.in_idx)
         best_a, best_auc = DEFAULT_A, -1.0
         for a in A_GRID:
-            ratio = np.maximum(p_stand_in, PROB_FLOOR) / offline_marginal(mean_ref, a)
+            ratio = likelihood_ratio(p_stand_in, marginal(p_refs, out_mask, a=a))
             value = auc(population_fraction(ratio[scored], ratio[pop], gamma), is_member)
             if value > best_auc:
                 best_a, best_auc = a, value
@@ -137,10 +210,8 @@ class RmiaAttack(Attack):
         before = access.queries
         p_target_x = true_class_probability(access.predict_proba(x), y)
         p_target_z = true_class_probability(access.predict_proba(self.pop_x), self.pop_y)
-        x32 = np.asarray(x, dtype=np.float32)
-        mean_ref_x = np.mean([true_class_probability(m.predict_proba(x32), y) for m in self.references], axis=0)
-        ratio_x = np.maximum(p_target_x, PROB_FLOOR) / offline_marginal(mean_ref_x, self.a)
-        ratio_z = np.maximum(p_target_z, PROB_FLOOR) / self.pop_marginal
+        ratio_x = likelihood_ratio(p_target_x, marginal(_p_y(self.references, x, y), a=self.a))
+        ratio_z = likelihood_ratio(p_target_z, self.pop_marginal)
         scores = population_fraction(ratio_x, ratio_z, self.gamma)
         return self._result(
             access,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from miaudit.cli import (
     audit_cmd,
     datasets_cmd,
+    many_targets_cmd,
     own_cmd,
     registry_cmds,
     report_cmd,
@@ -23,7 +24,7 @@ from miaudit.cli import (
 from miaudit.cli.common import COMMANDS, UsageError
 from miaudit.errors import MiauditError
 
-_MODULES = (audit_cmd, datasets_cmd, own_cmd, registry_cmds, report_cmd, reproduce_cmd, serve_cmd, study_cmd)  # importing them fills COMMANDS
+_MODULES = (audit_cmd, datasets_cmd, many_targets_cmd, own_cmd, registry_cmds, report_cmd, reproduce_cmd, serve_cmd, study_cmd)  # importing them fills COMMANDS
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -27,7 +27,14 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--query-budget", type=int, default=None, metavar="N", help="queries (records) each attack may make; each attack has its own budget, and one that runs out is skipped")
     p.add_argument("--price-per-query", type=float, default=None, metavar="PRICE", help="price of one query; results.json then reports each attack's cost")
     p.add_argument("--attacks", default=None, help="comma-separated attack names (default: all the threat model permits)")
-    p.add_argument("--shadow-models", type=int, default=4, help="shadow models the attacker trains (default 4)")
+    p.add_argument(
+        "--shadow-models",
+        "--reference-models",
+        dest="shadow_models",
+        type=int,
+        default=4,
+        help="shadow / reference models the attacker trains (default 4; cached, so a rerun trains none)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="override the training recipe's epochs")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
     p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")

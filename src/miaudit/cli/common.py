@@ -45,3 +45,17 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="data directory (default: $MIAUDIT_DATA_DIR or ~/.miaudit/data)")
+
+
+def parse_int_list(flag: str, text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)``; ConfigError naming ``flag`` on anything else."""
+    from miaudit.errors import ConfigError
+
+    parts = [s.strip() for s in text.split(",") if s.strip()]
+    try:
+        values = tuple(int(s) for s in parts)
+    except ValueError:
+        raise ConfigError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ConfigError(f"{flag} must name at least one number, got {text!r}")
+    return values

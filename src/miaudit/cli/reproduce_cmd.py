@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from miaudit.cli.common import COMMANDS, Command, UsageError, add_data_dir_flag, add_output_flags, console
+from miaudit.cli.common import COMMANDS, Command, UsageError, add_data_dir_flag, add_output_flags, console, parse_int_list
 from miaudit.errors import ConfigError
 
 
@@ -32,14 +32,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``"0,1,2"`` -> ``(0, 1, 2)``; ConfigError on anything else."""
-    parts = [s.strip() for s in text.split(",") if s.strip()]
-    try:
-        seeds = tuple(int(s) for s in parts)
-    except ValueError:
-        raise ConfigError(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise ConfigError(f"--seeds must name at least one seed, got {text!r}")
-    return seeds
+    return parse_int_list("--seeds", text)
 
 
 def _list(args: argparse.Namespace) -> int:

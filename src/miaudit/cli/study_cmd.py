@@ -18,7 +18,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", default=None, help="label column of a CSV data set")
     p.add_argument("--model", default=None, help="target model (default: the data set's; model-type varies it)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; figures show mean ± std over them (default 0)")
-    p.add_argument("--attacks", default=None, help="comma-separated attacks (default: loss,modified-entropy,lira)")
+    p.add_argument("--attacks", default=None, help="comma-separated attacks (default: loss,modified-entropy,lira-offline)")
     p.add_argument("--threat-model", default="gray-box", help="threat model the attacks run under (default gray-box)")
     p.add_argument("--shadow-models", type=int, default=4, help="shadow models per attack (default 4)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of torch targets (default: the data set's)")

@@ -16,7 +16,7 @@ from typing import Any
 from miaudit.data.split import SplitSizes
 from miaudit.registry import Registry
 
-DEFAULT_ATTACKS: tuple[str, ...] = ("loss", "modified-entropy", "lira")
+DEFAULT_ATTACKS: tuple[str, ...] = ("loss", "modified-entropy", "lira-offline")
 """Attacks every study runs by default: the strongest shadow-calibrated score attacks that run on
 any model type (gray box: full outputs, architecture, recipe and same-distribution data)."""
 

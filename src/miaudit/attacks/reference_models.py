@@ -1,0 +1,70 @@
+"""Reference models for the online attacks (LiRA, RMIA): trained with and without each scored record.
+
+Online LiRA and RMIA (Carlini et al., S&P 2022; Zarifzadeh et al., ICML 2024) train reference
+models on random halves of a set that contains the records being scored, so that each record is
+IN for about half of them and OUT for the rest. The attacker knows the candidate records (it
+queries them) but not which ones the target trained on: the halves are drawn at random, never
+from membership truth. Here the set is the attacker's pool followed by the candidates, split into
+paired complementary halves (:func:`half_splits`), so every candidate is IN for exactly half of
+an even number of references. All references train at once in the ModelBank and are cached
+under the content of that set, so a second audit of the same records trains nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from miaudit.attacks.knowledge import AttackerKnowledge
+from miaudit.attacks.shadow_models import half_splits, train_many
+from miaudit.errors import ConfigError
+from miaudit.io_utils import sha256_arrays, stable_hash
+
+
+@dataclass(frozen=True)
+class OnlineReferences:
+    """Reference models and, per model, which candidates (``in_candidates``, shape (R, N)) and
+    which pool records (``in_pool``, shape (R, P)) it trained on."""
+
+    models: list[Any]
+    in_candidates: np.ndarray
+    in_pool: np.ndarray
+
+
+def train_online_references(
+    knowledge: AttackerKnowledge, x: np.ndarray, y: np.ndarray, n_models: int
+) -> OnlineReferences:
+    """Train ``n_models`` (>= 2) references on paired halves of pool + candidates ``(x, y)``."""
+    if n_models < 2:
+        raise ConfigError(f"online attacks need at least 2 reference models (one IN, one OUT per record), got {n_models}")
+    if knowledge.pool_x is None or knowledge.pool_y is None:
+        raise ConfigError("reference models need same-distribution data (the attacker's pool); the threat model gives none")
+    if knowledge.model is None or knowledge.model.recipe is None:
+        raise ConfigError("reference models need the target's architecture and training recipe (gray box)")
+    x = np.asarray(x, dtype=knowledge.pool_x.dtype)
+    y = np.asarray(y, dtype=knowledge.pool_y.dtype)
+    n_pool = len(knowledge.pool_y)
+    data_x = np.concatenate((knowledge.pool_x, x))
+    data_y = np.concatenate((knowledge.pool_y, y))
+    seed = knowledge.seed + 7919  # not the shadow models' seed: other halves, other initialisations
+    subsets = half_splits(len(data_y), n_models, seed=seed)
+    seeds = [int(s) for s in np.random.default_rng(np.random.SeedSequence([seed, 0x0EF5])).integers(0, 2**31 - 1, n_models)]
+    fingerprint = stable_hash({"pool": knowledge.pool_fingerprint, "candidates": sha256_arrays(x, y)})
+    models = train_many(
+        knowledge.model.name,
+        data_x,
+        data_y,
+        subsets,
+        seeds,
+        num_classes=knowledge.num_classes,
+        recipe=knowledge.model.recipe,
+        options=knowledge.model.options,
+        cache=knowledge.cache,
+        data_fingerprint=fingerprint,
+    )
+    member = np.zeros((n_models, len(data_y)), dtype=bool)
+    for row, subset in enumerate(subsets):
+        member[row, subset] = True
+    return OnlineReferences(models, member[:, n_pool:], member[:, :n_pool])

@@ -1,0 +1,63 @@
+"""The many-target protocol: every model on a random half, each target against the others."""
+
+import json
+
+import numpy as np
+import pytest
+
+from miaudit.cli import main
+from miaudit.errors import ConfigError
+from miaudit.experiments.many_targets import PROTOCOL_ATTACKS, ManyTargetConfig, run_many_targets
+
+
+def _config(tmp_path, **kw):
+    base = dict(dataset="digits", n_models=6, n_targets=2, reference_counts=(1, 2, 4), recipe={"epochs": 2}, cache_dir=str(tmp_path))
+    return ManyTargetConfig(**{**base, **kw})
+
+
+def test_rows_cover_every_attack_and_count_the_references_used(tmp_path):
+    result = run_many_targets(_config(tmp_path))
+    rows = {(r["attack"], r["reference_models"]): r for r in result.rows}
+    assert {a for a, _ in rows} == set(PROTOCOL_ATTACKS.names())
+    assert ("lira", 1) not in rows and ("rmia", 1) not in rows  # online needs an IN and an OUT model
+    assert rows[("lira", 2)]["refs_used"] == 2.0  # one IN and one OUT per record
+    assert rows[("lira-offline", 2)]["refs_used"] == 2.0
+    # 6 models: a record is OUT for 3, one of which may be the target: 4 asked, 2 or 3 available.
+    assert 2.0 <= rows[("lira-offline", 4)]["refs_used"] < 3.0
+    for r in rows.values():
+        assert r["targets"] == 2 and 0.0 <= r["auc"] <= 1.0
+    assert len(result.test_accuracy) == 2 and min(result.test_accuracy) > 0.5
+
+
+def test_cli_writes_tables_and_rejects_bad_counts(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["many-targets", "--dataset", "digits", "--models", "6", "--targets", "1", "--reference-counts", "2",
+            "--epochs", "2", "--cache-dir", str(tmp_path / "c"), "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    saved = json.loads((out / "many_targets.json").read_text())
+    assert saved["models_trained"] == 6 and {r["attack"] for r in saved["rows"]} == set(PROTOCOL_ATTACKS.names())
+    assert "| lira | 2 |" in (out / "many_targets.md").read_text()
+    assert main(args[:-1] + ["--reference-counts", "two"]) == 2
+    assert "comma-separated integers" in capsys.readouterr().err
+    assert main(["many-targets", "--dataset", "digits", "--models", "5"]) == 2
+
+
+def test_unknown_attack_and_odd_models_are_refused(tmp_path):
+    with pytest.raises(ConfigError):
+        run_many_targets(_config(tmp_path, n_models=5))
+    with pytest.raises(Exception, match="unknown many-target attack"):
+        run_many_targets(_config(tmp_path, attacks=("nope",)))
+
+
+def test_image_views_are_averaged(tmp_path):
+    from miaudit.attacks.augment import AUGMENTATIONS, resolve, shift, views_of
+
+    x = np.arange(2 * 1 * 4 * 4, dtype=np.float32).reshape(2, 1, 4, 4)
+    name, views = resolve("auto", (1, 4, 4))
+    assert name == "flip-shift" and len(views) == 10 == len(views_of(x, views))
+    np.testing.assert_array_equal(views_of(x, AUGMENTATIONS.get("flip")())[1], x[..., ::-1])
+    moved = shift(x, 0, 1)
+    np.testing.assert_array_equal(moved[..., 1:], x[..., :-1])  # one pixel to the right
+    assert resolve("auto", (30,))[0] == "none"
+    with pytest.raises(ConfigError, match="needs images"):
+        resolve("flip", (30,))
