@@ -131,3 +131,13 @@ def test_study_split_fits_every_size(n):
     counts = study_split(n).resolve(n)  # raises if the parts do not fit
     assert counts["target_in"] == counts["target_out"] == round(n / 4)
     assert sum(counts.values()) in (n, n - 1) and counts["attacker_pool"] >= n // 2 - 1
+
+
+def test_a_perfect_correlation_counts_as_significant():
+    """scipy reports p = 0.0 for rho = 1 on enough points; 0.0 is significant, not missing."""
+    from miaudit.studies.stats import positive_and_significant as claim_from
+
+    assert claim_from({"spearman_rho": 1.0, "spearman_p": 0.0}) is True
+    assert claim_from({"spearman_rho": 0.4, "spearman_p": 0.2}) is False
+    assert claim_from({"spearman_rho": -0.9, "spearman_p": 0.001}) is False
+    assert claim_from({"spearman_rho": None, "spearman_p": None}) is None

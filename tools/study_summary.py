@@ -46,8 +46,15 @@ def measurement(doc: dict) -> str:
     return json.dumps(f)
 
 
+PRIMARY = {"overfitting": "gap_vs_best_auc", "classes": "classes_vs_best_auc", "feature-variance": "variance_vs_class_auc"}
+
+
 def verdict(doc: dict) -> str:
-    holds = doc["findings"].get("claim_holds")
+    f = doc["findings"]
+    holds = f.get("claim_holds")
+    corr = f.get(PRIMARY.get(doc["study"], ""), {})
+    if holds is False and (corr.get("spearman_rho") or 0) > 0:
+        return "same direction, **not significant** (p >= 0.05)"
     return {True: "agrees", False: "**disagrees**", None: "-"}[holds]
 
 

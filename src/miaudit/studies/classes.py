@@ -16,7 +16,7 @@ from miaudit.errors import ConfigError
 from miaudit.studies.base import STUDIES, Study, StudyConfig, StudyResult
 from miaudit.studies.plots import context_line
 from miaudit.studies.runner import audit_setting, check_grid_keys, context, load_study_data, parse_grid, power_row, subset
-from miaudit.studies.stats import aggregate, correlation
+from miaudit.studies.stats import aggregate, correlation, positive_and_significant
 
 CLAIM = "More classes leak more (Shokri et al.; Salem et al.)."
 
@@ -45,11 +45,10 @@ def run(config: StudyConfig, progress: bool = False) -> StudyResult:
             rows.append({"classes": k, "records": n_fixed, **power_row(result)})
     summary = aggregate(rows, ["classes"], ["gap", "test_accuracy", "best_auc", "best_tpr@1%"])
     corr = correlation([r["classes"] for r in rows], [r["best_auc"] for r in rows])
-    rho = corr["spearman_rho"]
     findings = {
         "classes_vs_best_auc": corr,
         "records_per_setting": n_fixed,
-        "claim_holds": None if rho is None else bool(rho > 0 and (corr["spearman_p"] or 1) < 0.05),
+        "claim_holds": positive_and_significant(corr),
         "rule": "claim holds when Spearman rho(classes, best AUC) > 0 with p < 0.05",
     }
     ctx = context(config, dataset, rows[0]["model"] if rows else config.model)

@@ -17,7 +17,7 @@ from miaudit.studies.base import STUDIES, Study, StudyConfig, StudyResult
 from miaudit.studies.plots import context_line
 from miaudit.studies.runner import audit_setting, check_grid_keys, context, load_study_data
 from miaudit.studies.slices import slice_metrics, strongest
-from miaudit.studies.stats import aggregate, correlation
+from miaudit.studies.stats import aggregate, correlation, positive_and_significant
 
 CLAIM = "Lower within-class feature variance leaks less (Truex et al.)."
 
@@ -54,7 +54,7 @@ def run(config: StudyConfig, progress: bool = False) -> StudyResult:
     rho = corr["spearman_rho"]
     findings = {
         "variance_vs_class_auc": corr,
-        "claim_holds": None if rho is None else bool(rho > 0 and (corr["spearman_p"] or 1) < 0.05),
+        "claim_holds": positive_and_significant(corr),
         "rule": "claim holds when Spearman rho(within-class variance, class AUC) > 0 with p < 0.05, one point per class (mean over seeds)",
         "attack_per_seed": sorted({r["attack"] for r in rows}),
     }

@@ -19,7 +19,7 @@ from miaudit.experiments.defaults import defaults_for
 from miaudit.studies.base import STUDIES, Study, StudyConfig, StudyResult
 from miaudit.studies.plots import context_line
 from miaudit.studies.runner import audit_setting, check_grid_keys, context, load_study_data, parse_grid, power_row
-from miaudit.studies.stats import aggregate, correlation
+from miaudit.studies.stats import aggregate, correlation, positive_and_significant
 
 CLAIM = "Overfitting correlates with leakage: a larger generalization gap gives a stronger attack (Yeom et al.)."
 GRID_KEYS = {"epochs", "members", "weight_decay"}
@@ -46,11 +46,10 @@ def run(config: StudyConfig, progress: bool = False) -> StudyResult:
     summary = aggregate(rows, ["knob", "value"], ["gap", "train_accuracy", "test_accuracy", "best_auc", "best_tpr@1%"])
     corr_auc = correlation([r["gap"] for r in rows], [r["best_auc"] for r in rows])
     corr_tpr = correlation([r["gap"] for r in rows], [r["best_tpr@1%"] for r in rows])
-    rho = corr_auc["spearman_rho"]
     findings = {
         "gap_vs_best_auc": corr_auc,
         "gap_vs_best_tpr@1%": corr_tpr,
-        "claim_holds": None if rho is None else bool(rho > 0 and (corr_auc["spearman_p"] or 1) < 0.05),
+        "claim_holds": positive_and_significant(corr_auc),
         "rule": "claim holds when Spearman rho(gap, best AUC) > 0 with p < 0.05 over all settings and seeds",
     }
     ctx = context(config, dataset, rows[0]["model"] if rows else config.model)

@@ -50,3 +50,12 @@ def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
 def _f(v: Any) -> float | None:
     v = float(v)
     return None if math.isnan(v) else v
+
+
+def positive_and_significant(corr: dict[str, Any], alpha: float = 0.05) -> bool | None:
+    """Whether a :func:`correlation` is positive (Spearman) with p < ``alpha``; None if undefined.
+    (scipy gives p = 0.0 for a perfect correlation: that is significant, not missing.)"""
+    rho, p = corr["spearman_rho"], corr["spearman_p"]
+    if rho is None or p is None:
+        return None
+    return bool(rho > 0 and p < alpha)
