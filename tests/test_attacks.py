@@ -88,4 +88,8 @@ def test_attacks_never_receive_membership_truth():
     for _, cls in ATTACKS.items():
         assert list(inspect.signature(cls.score).parameters) == ["self", "access", "x", "y"]
         assert list(inspect.signature(cls.fit).parameters) == ["self", "knowledge"]
-    assert not any("member" in f for f in AttackerKnowledge.__dataclass_fields__)
+    # The one exception: under partial-training-set knowledge (Nasr et al.'s supervised setting)
+    # the attacker holds known members, which the audit leaves out of the evaluated records
+    # (tests/test_attacks_hard_settings.py::test_partial_knowledge_*).
+    allowed = {"known_members_x", "known_members_y"}
+    assert not any("member" in f for f in set(AttackerKnowledge.__dataclass_fields__) - allowed)

@@ -82,6 +82,7 @@ THRESHOLD_SOURCES: tuple[str, ...] = (
     "shadow models",
     "reference data",
     "attacker's pool",
+    "known members",  # part of the target's training set (Nasr et al.'s supervised setting)
     "fixed by the attack",
     "target truth (upper bound)",
 )

@@ -143,6 +143,16 @@ for _preset in (
         knows_training_recipe=True,
     ),
     ThreatModel("label-only", OutputAccess.LABEL),
+    # Nasr et al.'s supervised white box: also part of the target's training set (the audit gives
+    # the attacker half of the members and evaluates the rest).
+    ThreatModel(
+        "white-box-partial",
+        OutputAccess.WHITE_BOX,
+        knows_architecture=True,
+        knows_parameters=True,
+        knows_training_recipe=True,
+        data=DataKnowledge.PARTIAL_TRAINING_SET,
+    ),
 ):
     THREAT_MODELS.add(_preset.name, _preset)
 

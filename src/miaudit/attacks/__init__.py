@@ -2,9 +2,11 @@
 
 from miaudit.attacks import (  # noqa: F401  (registration)
     attack_r,
+    blindmi,
     confidence,
     correctness,
     entropy,
+    label_only,
     lira,
     loss,
     loss_per_class,
@@ -13,6 +15,7 @@ from miaudit.attacks import (  # noqa: F401  (registration)
     ml_leaks_3,
     modified_entropy,
     nn_attack,
+    nsh_whitebox,
     rmia,
     shadow_training,
 )

@@ -33,6 +33,11 @@ class AttackerKnowledge:
     model: ModelSpec | None = None
     n_shadow_models: int = 4  # how many models the attacker can afford to train
     cache: Any = None  # a miaudit.models.ModelCache shared by shadow models, or None
+    # Part of the target's training set (Nasr et al.'s supervised setting): records the attacker
+    # knows to be members. Only under partial-training-set data knowledge; the audit then leaves
+    # them out of the evaluated records.
+    known_members_x: np.ndarray | None = None
+    known_members_y: np.ndarray | None = None
 
     @classmethod
     def under(
@@ -48,9 +53,12 @@ class AttackerKnowledge:
         target_model: ModelSpec,
         n_shadow_models: int = 4,
         cache: Any = None,
+        known_members_x: np.ndarray | None = None,
+        known_members_y: np.ndarray | None = None,
     ) -> "AttackerKnowledge":
-        """Knowledge restricted to what ``threat`` grants: data, architecture, recipe."""
+        """Knowledge restricted to what ``threat`` grants: data, architecture, recipe, known members."""
         has_data = threat.data >= DataKnowledge.SAME_DISTRIBUTION and pool_x is not None
+        knows_members = threat.data >= DataKnowledge.PARTIAL_TRAINING_SET and known_members_x is not None
         model = None
         if threat.knows_architecture:
             model = ModelSpec(
@@ -69,4 +77,6 @@ class AttackerKnowledge:
             model=model,
             n_shadow_models=n_shadow_models,
             cache=cache,
+            known_members_x=known_members_x if knows_members else None,
+            known_members_y=known_members_y if knows_members else None,
         )

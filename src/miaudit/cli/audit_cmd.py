@@ -22,11 +22,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="target model (see `miaudit models`); default depends on the data set")
     p.add_argument("--seed", type=int, default=0, help="the one seed behind every split, initialisation and sample")
     p.add_argument("--out", default="results/audit", help="results folder (results.json, scores.csv)")
-    p.add_argument("--threat-model", default="gray-box", help="black-box | gray-box | white-box | label-only")
+    p.add_argument("--threat-model", default="gray-box", help="black-box | gray-box | white-box | white-box-partial | label-only")
     p.add_argument("--output", default=None, metavar="ACCESS", help="override what one query returns: label | topK (e.g. top3) | full")
     p.add_argument("--query-budget", type=int, default=None, metavar="N", help="queries (records) each attack may make; each attack has its own budget, and one that runs out is skipped")
     p.add_argument("--price-per-query", type=float, default=None, metavar="PRICE", help="price of one query; results.json then reports each attack's cost")
     p.add_argument("--attacks", default=None, help="comma-separated attack names (default: all the threat model permits)")
+    p.add_argument("--attack-option", action="append", default=[], metavar="ATTACK:KEY=VALUE", help="an option of one attack, e.g. blindmi-bi:batch_size=100 or label-noise:n_noise=50 (repeatable)")
     p.add_argument(
         "--shadow-models",
         "--reference-models",
@@ -69,6 +70,23 @@ def _save_target(result: "AuditResult", path: Path) -> None:
     )
 
 
+def parse_attack_options(items: list[str]) -> dict[str, dict[str, object]]:
+    """``["attack:key=value", ...]`` -> ``{attack: {key: value}}``; values parsed as JSON (numbers,
+    true/false) or else kept as strings."""
+    options: dict[str, dict[str, object]] = {}
+    for item in items:
+        attack, sep, rest = item.partition(":")
+        key, eq, raw = rest.partition("=")
+        if not (sep and eq and attack.strip() and key.strip()):
+            raise ConfigError(f"--attack-option {item!r}: expected ATTACK:KEY=VALUE, e.g. blindmi-bi:batch_size=100")
+        try:
+            value: object = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        options.setdefault(attack.strip(), {})[key.strip()] = value
+    return options
+
+
 def _run(args: argparse.Namespace) -> int:
     from miaudit.attacks import ATTACKS
     from miaudit.threat import short_description
@@ -88,6 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         price_per_query=args.price_per_query,
         attacks=attacks,
         n_shadow_models=args.shadow_models,
+        attack_options=parse_attack_options(args.attack_option),
         recipe={"epochs": args.epochs} if args.epochs is not None else {},
         n_bootstrap=args.bootstrap,
         data_dir=args.data_dir,

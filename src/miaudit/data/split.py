@@ -89,13 +89,25 @@ def make_split(n: int, sizes: SplitSizes | None = None, *, seed: int) -> Split:
     return Split(**parts, seed=seed)
 
 
-def evaluation_records(split: Split, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def known_members(split: Split, fraction: float, *, seed: int) -> np.ndarray:
+    """A seeded ``fraction`` of ``target_in``: the members a partial-training-set attacker knows
+    (Nasr et al., S&P 2019, supervised setting). At least one member stays unknown."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"the known fraction of the training set must lie in (0, 1), got {fraction}")
+    n = len(split.target_in)
+    k = min(int(round(fraction * n)), n - 1)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4B0E]))
+    return np.sort(rng.choice(split.target_in, k, replace=False))
+
+
+def evaluation_records(split: Split, *, seed: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Members and non-members to be scored, shuffled so that their order reveals nothing.
 
     Returns ``(record_indices, is_member)``: the indices go to the attack, ``is_member`` only to
-    the metrics.
+    the metrics. ``exclude`` (e.g. the members the attacker already knows) are left out.
     """
-    idx = np.concatenate([split.target_in, split.target_out])
-    truth = np.concatenate([np.ones(len(split.target_in), bool), np.zeros(len(split.target_out), bool)])
+    members = split.target_in if exclude is None else np.setdiff1d(split.target_in, exclude)
+    idx = np.concatenate([members, split.target_out])
+    truth = np.concatenate([np.ones(len(members), bool), np.zeros(len(split.target_out), bool)])
     order = np.random.default_rng(np.random.SeedSequence([seed, 0xE7A1])).permutation(len(idx))
     return idx[order], truth[order]

@@ -17,13 +17,13 @@ from miaudit import metrics
 from miaudit.attacks import ATTACKS, AttackerKnowledge, AttackResult, ModelSpec
 from miaudit.data import load_dataset, load_user_data
 from miaudit.data.base import Dataset
-from miaudit.data.split import Split, SplitSizes, evaluation_records, make_split
+from miaudit.data.split import Split, SplitSizes, evaluation_records, known_members, make_split
 from miaudit.errors import ConfigError
 from miaudit.experiments.defaults import defaults_for
 from miaudit.io_utils import stable_hash
 from miaudit.paths import cache_dir as default_cache_dir
 from miaudit.targets.access import QueryBudgetExceededError, TargetAccess
-from miaudit.threat import THREAT_MODELS, OutputAccess, ThreatModel, check, derive
+from miaudit.threat import THREAT_MODELS, DataKnowledge, OutputAccess, ThreatModel, check, derive
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ class AuditConfig:
     # with the same data set, seed and split).
     target_url: str | None = None
     api_key: str | None = None
+    # Under partial-training-set data knowledge: the fraction of the target's members the attacker
+    # knows (they are then not evaluated).
+    known_member_fraction: float = 0.5
+    # Constructor options per attack, e.g. {"blindmi-bi": {"batch_size": 100}}.
+    attack_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,15 @@ def load_audit_data(config: AuditConfig) -> Dataset:
     return load_dataset(config.dataset, config.data_dir)
 
 
+def make_attack(name: str, options: dict[str, Any]) -> Any:
+    """A registered attack built with ``options`` (keyword arguments); unknown options fail in one line."""
+    cls = ATTACKS.get(name)
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise ConfigError(f"attack {name!r} does not take options {sorted(options)}: {exc}") from None
+
+
 def run_audit(config: AuditConfig, *, progress: bool = True, dataset: Dataset | None = None) -> AuditResult:
     """Train (or load from cache) the target, run the permitted attacks, evaluate them.
 
@@ -138,6 +152,11 @@ def run_audit(config: AuditConfig, *, progress: bool = True, dataset: Dataset | 
             raise ConfigError(f"attack {name!r} is not permitted by threat model {threat.name!r}: {reason}")
         else:
             skipped[name] = reason
+    unused = sorted(set(config.attack_options) - set(permitted) - set(skipped))
+    if unused:
+        raise ConfigError(f"options given for attacks that are not run: {unused}")
+    # Built now, so that a bad option fails before any training.
+    instances = {name: make_attack(name, config.attack_options.get(name, {})) for name in permitted}
     if config.n_shadow_models < 1:
         raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
 
@@ -174,6 +193,11 @@ def run_audit(config: AuditConfig, *, progress: bool = True, dataset: Dataset | 
     test_acc = _accuracy(target, dataset.x[split.target_out], dataset.y[split.target_out])
 
     pool = split.attacker_pool
+    known = (
+        known_members(split, config.known_member_fraction, seed=config.seed)
+        if threat.data >= DataKnowledge.PARTIAL_TRAINING_SET
+        else None
+    )
     knowledge = AttackerKnowledge.under(
         threat,
         num_classes=dataset.num_classes,
@@ -185,13 +209,15 @@ def run_audit(config: AuditConfig, *, progress: bool = True, dataset: Dataset | 
         target_model=ModelSpec(model_name, model_options, recipe),
         n_shadow_models=config.n_shadow_models,
         cache=cache,
+        known_members_x=None if known is None else dataset.x[known],
+        known_members_y=None if known is None else dataset.y[known],
     )
-    record_idx, is_member = evaluation_records(split, seed=config.seed)
+    record_idx, is_member = evaluation_records(split, seed=config.seed, exclude=known)
     x_eval, y_eval = dataset.x[record_idx], dataset.y[record_idx]
 
     outcomes: list[AttackOutcome] = []
     for name in permitted:
-        attack = ATTACKS.get(name)().fit(knowledge)
+        attack = instances[name].fit(knowledge)
         # A fresh access per attack: the query budget applies to each attack separately.
         access = TargetAccess(target, threat, input_shape=dataset.feature_shape)
         try:

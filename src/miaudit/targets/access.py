@@ -21,6 +21,7 @@ module itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -196,28 +197,36 @@ class TargetAccess:
                 out.append(-logp.gather(1, yb[:, None])[:, 0].numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
-    def gradients(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    def gradients(self, x: np.ndarray, y: np.ndarray, layers: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Per-record gradient of the cross-entropy loss w.r.t. the parameters, flattened per layer.
 
         Returns ``{layer name: (n, parameters of that layer)}`` in the module's parameter order; a
         layer's tensors (weight, then bias) are concatenated in ``named_parameters`` order.
+        ``layers`` (names as returned, e.g. ``"9"``) restricts the gradients to those layers, the
+        others held fixed, so that memory scales with the chosen layers only (default: all).
         Computed with ``torch.func.vmap(grad(...))`` over ``functional_call``.
         """
         import torch
         from torch.func import functional_call, grad, vmap
 
+        module = self._white_box_module()
+        all_layers = self.parameter_layers()
+        chosen = list(all_layers) if layers is None else list(layers)
+        unknown = [name for name in chosen if name not in all_layers]
+        if unknown:
+            raise InputError(f"unknown layers {unknown}; the model's layers are {list(all_layers)}")
         module, batches = self._white_box_batches(x, y)
-        params = {k: v.detach() for k, v in module.named_parameters()}
+        wanted = {name for layer in chosen for name in all_layers[layer]}
+        params = {k: v.detach() for k, v in module.named_parameters() if k in wanted}
+        fixed = {k: v.detach() for k, v in module.named_parameters() if k not in wanted}
         buffers = {k: v.detach() for k, v in module.named_buffers()}
 
         def loss_one(p: dict[str, Any], xi: Any, yi: Any) -> Any:
-            logits = functional_call(module, (p, buffers), (xi[None],))
+            logits = functional_call(module, ({**fixed, **p}, buffers), (xi[None],))
             return torch.nn.functional.cross_entropy(logits, yi[None])
 
         per_record = vmap(grad(loss_one), in_dims=(None, 0, 0))
-        layers: dict[str, list[str]] = {}
-        for name in params:
-            layers.setdefault(name.rpartition(".")[0] or name, []).append(name)
+        layers = {layer: all_layers[layer] for layer in all_layers if layer in chosen}
         chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
         for xb, yb in batches:
             g = per_record(params, xb, yb)
@@ -231,6 +240,15 @@ class TargetAccess:
             else np.zeros((n_total, sum(params[n].numel() for n in layers[layer])), dtype=np.float32)
             for layer, parts in chunks.items()
         }
+
+    def parameter_layers(self) -> dict[str, list[str]]:
+        """``{layer name: its parameter names}`` in the module's parameter order (no query is charged:
+        the architecture is known under white-box access)."""
+        module = self._white_box_module()
+        layers: dict[str, list[str]] = {}
+        for name, _ in module.named_parameters():
+            layers.setdefault(name.rpartition(".")[0] or name, []).append(name)
+        return layers
 
     def activations(self, x: np.ndarray) -> list[np.ndarray]:
         """Outputs of the module's Linear and Conv layers, one ``(n, ...)`` array per layer, in forward order."""
