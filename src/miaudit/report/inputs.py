@@ -121,8 +121,9 @@ def read_scores(path: Path, attacks: list[str]) -> Scores:
         table = np.array(rows, dtype=np.float64)
     except ValueError:
         raise ReportError(f"{path} holds a value that is not a number") from None
-    if not np.isfinite(table).all():
-        raise ReportError(f"{path} holds NaN or infinite values")
+    # Scores may be +-inf (e.g. a label-only attack's distance 0); NaN says nothing and is refused.
+    if np.isnan(table).any() or not np.isfinite(table[:, :2]).all():
+        raise ReportError(f"{path} holds NaN values (or a non-finite index / membership)")
     member = table[:, 1]
     if not np.isin(member, (0.0, 1.0)).all() or member.min() == member.max():
         raise ReportError(f"{path}: is_member must be 0 or 1, with both present")
