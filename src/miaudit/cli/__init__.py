@@ -17,15 +17,18 @@ from miaudit.cli import (
     many_targets_cmd,
     own_cmd,
     registry_cmds,
+    report_cmd,
     reproduce_cmd,
     run_cmd,
     serve_cmd,
+    study_cmd,
 )
 from miaudit.cli.common import COMMANDS, UsageError
 from miaudit.errors import MiauditError
 
 _MODULES = (
-    audit_cmd, datasets_cmd, defend_cmd, many_targets_cmd, own_cmd, registry_cmds, reproduce_cmd, run_cmd, serve_cmd,
+    audit_cmd, datasets_cmd, defend_cmd, many_targets_cmd, own_cmd, registry_cmds, report_cmd,
+    reproduce_cmd, run_cmd, serve_cmd, study_cmd,
 )  # importing them fills COMMANDS
 
 

@@ -44,6 +44,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-target", default=None, metavar="DIR", help="also save the trained target (torch models) as a model folder for `miaudit serve`")
     p.add_argument("--no-cache", action="store_true", help="train everything afresh and cache nothing")
     add_executor_flags(p)
+    p.add_argument("--no-report", action="store_true", help="do not write report.html (the HTML report) into --out")
     add_data_dir_flag(p)
     add_output_flags(p)
 
@@ -125,6 +126,11 @@ def _run(args: argparse.Namespace) -> int:
     json_path, csv_path = write_results(result, Path(args.out))
     if args.save_target:
         _save_target(result, Path(args.save_target))
+    report_path = None
+    if not args.no_report and result.outcomes:
+        from miaudit.report import write_report
+
+        report_path = write_report(Path(args.out))
     summary = result_summary(result)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -153,7 +159,8 @@ def _run(args: argparse.Namespace) -> int:
     out.print(table)
     for name, reason in result.skipped.items():
         out.print(f"skipped {name}: {reason}")
-    out.print(f"members {int(result.is_member.sum())}, non-members {int((~result.is_member).sum())}; wrote {json_path} and {csv_path}")
+    written = f"{json_path}, {csv_path}" + (f" and {report_path}" if report_path else "")
+    out.print(f"members {int(result.is_member.sum())}, non-members {int((~result.is_member).sum())}; wrote {written}")
     return 0
 
 

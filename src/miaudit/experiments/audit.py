@@ -106,7 +106,7 @@ def _capped_by_server(threat: ThreatModel, server: Any) -> ThreatModel:
     return derive(threat, output=release[server.output])
 
 
-def _load(config: AuditConfig) -> Dataset:
+def load_audit_data(config: AuditConfig) -> Dataset:
     """A registered data set by name, or the user's own file or folder by path."""
     path = Path(config.dataset).expanduser()
     if path.exists():
@@ -149,10 +149,14 @@ class AuditSetup:
     defense: dict[str, Any] | None = None  # the target's defense and what it reported
 
 
-def prepare_audit(config: AuditConfig, *, progress: bool = True, executor: Any = None) -> AuditSetup:
+def prepare_audit(
+    config: AuditConfig, *, progress: bool = True, executor: Any = None, dataset: Dataset | None = None
+) -> AuditSetup:
     """Check the attacks against the threat model, load the data, split it, train (or load
     from the cache) the target. ``executor`` (:mod:`miaudit.models.executors`) trains shadow
-    and reference models; None trains them in this process."""
+    and reference models; None trains them in this process. ``dataset`` replaces loading
+    ``config.dataset`` (the studies pass derived data sets, e.g. a subset of the classes,
+    keeping the data set's name for its defaults)."""
     from miaudit.models import ModelCache, TrainingRecipe, fit_classifier
 
     threat = derive(
@@ -195,7 +199,8 @@ def prepare_audit(config: AuditConfig, *, progress: bool = True, executor: Any =
         if remote is not None:
             raise ConfigError("--defense applies to targets trained here; a served target's defense is the server's (serve --defense)")
 
-    dataset = _load(config)
+    if dataset is None:
+        dataset = load_audit_data(config)
     defaults = defaults_for(dataset.name)
     model_name = config.model or defaults.model
     # The data set's default options belong to its default model; another model starts from its own.
@@ -339,9 +344,14 @@ def audit_result(setup: AuditSetup, outcomes: list[AttackOutcome], skipped: dict
     )
 
 
-def run_audit(config: AuditConfig, *, progress: bool = True, executor: Any = None) -> AuditResult:
-    """Train (or load from cache) the target, run the permitted attacks, evaluate them."""
-    setup = prepare_audit(config, progress=progress, executor=executor)
+def run_audit(
+    config: AuditConfig, *, progress: bool = True, executor: Any = None, dataset: Dataset | None = None
+) -> AuditResult:
+    """Train (or load from cache) the target, run the permitted attacks, evaluate them.
+
+    ``dataset`` replaces loading ``config.dataset`` (see :func:`prepare_audit`).
+    """
+    setup = prepare_audit(config, progress=progress, executor=executor, dataset=dataset)
     outcomes: list[AttackOutcome] = []
     skipped = dict(setup.skipped)
     for name in setup.permitted:

@@ -233,7 +233,7 @@ def resolve_experiment(exp: Experiment, *, data_dir: str | None = None) -> list[
     """
     from miaudit.attacks import ATTACKS
     from miaudit.data.split import SplitSizes
-    from miaudit.experiments.audit import AuditConfig, _load
+    from miaudit.experiments.audit import AuditConfig, load_audit_data
     from miaudit.experiments.defaults import defaults_for
     from miaudit.models import ARCHITECTURES, ArchConfig, TrainingRecipe, model_names
     from miaudit.threat import check, derive
@@ -262,7 +262,7 @@ def resolve_experiment(exp: Experiment, *, data_dir: str | None = None) -> list[
     datasets = {}
     for i, name in enumerate(g["datasets"]):
         try:
-            datasets[name] = _load(AuditConfig(dataset=name, data_dir=data_dir, label_column=run.get("label_column")))
+            datasets[name] = load_audit_data(AuditConfig(dataset=name, data_dir=data_dir, label_column=run.get("label_column")))
         except MiauditError as exc:
             raise _at(f"grid.datasets[{i}]", exc) from None
 

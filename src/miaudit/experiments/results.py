@@ -15,6 +15,7 @@ from miaudit import __version__
 from miaudit.experiments.audit import AttackOutcome, AuditResult
 from miaudit.experiments.store import write_scores_csv
 from miaudit.io_utils import atomic_path
+from miaudit.provenance import versions
 from miaudit.threat import ThreatModel
 
 
@@ -55,6 +56,7 @@ def result_summary(result: AuditResult) -> dict[str, Any]:
     cfg["split"] = result.split.sizes()
     return {
         "miaudit_version": __version__,
+        "versions": versions(),
         "config": cfg,
         "dataset": {
             "name": result.dataset.name,

@@ -1,0 +1,191 @@
+"""The report's content, computed from a run folder: a plain dict the template renders.
+
+Nothing here formats HTML; the template (``templates/report.html.j2``) does. Every number the
+report shows comes from ``results.json``, except the ROC curves and the most exposed records,
+which come from ``scores.csv`` (checked to reproduce ``results.json``'s AUC of every attack).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from miaudit import metrics
+from miaudit.provenance import versions
+from miaudit.report.figures import defenses_figure, roc_figure
+from miaudit.report.inputs import ReportError, RunInputs
+from miaudit.studies.plots import context_line
+
+ROC_POINTS = 400  # vertices per plotted curve (metrics come from the full curve)
+TOP_EXPOSED = 20
+AUC_TOLERANCE = 1e-9
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+def _tpr(entry: dict[str, Any], level: str) -> float | None:
+    return entry.get("tpr_at_fpr", {}).get(level)
+
+
+def strongest_attack(attacks: dict[str, dict[str, Any]]) -> str:
+    """The attack with the highest AUC; ties broken by TPR at 1% FPR, then by name."""
+    return max(attacks, key=lambda n: (attacks[n]["auc"], _tpr(attacks[n], "0.01") or -1.0, n))
+
+
+def _verdict(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    ci = entry.get("auc_ci")
+    tpr1 = _tpr(entry, "0.01")
+    if ci is not None:
+        leaks = ci[0] > 0.5
+        basis = f"the 95% bootstrap interval of its AUC, [{ci[0]:.3f}, {ci[1]:.3f}], {'excludes' if leaks else 'includes'} 0.5"
+    else:
+        leaks = entry["auc"] > 0.5 and (tpr1 or 0.0) > 0.01
+        basis = "no confidence interval was computed (audit --bootstrap 0); judged from the point estimates"
+    level = "leaks membership" if leaks else "shows no membership leakage these attacks can detect"
+    return {"leaks": leaks, "headline": f"The audited model {level}.", "basis": basis}
+
+
+def _roc_curves(inputs: RunInputs) -> dict[str, dict[str, Any]]:
+    curves = {}
+    member = inputs.scores.is_member
+    for name, entry in inputs.results["attacks"].items():
+        scores = inputs.scores.by_attack[name]
+        fpr, tpr, _ = metrics.roc_curve(scores, member)
+        auc = metrics.auc(scores, member)
+        if abs(auc - entry["auc"]) > AUC_TOLERANCE:
+            raise ReportError(
+                f"scores.csv gives attack {name!r} an AUC of {auc:.6f} but results.json says {entry['auc']:.6f}; "
+                "the two files are from different runs"
+            )
+        pf, pt = metrics.downsample_roc(fpr, tpr, ROC_POINTS)
+        curves[name] = {
+            "auc": float(entry["auc"]),
+            "fpr": [float(v) for v in pf],
+            "tpr": [float(v) for v in pt],
+            "fpr_floor": 1.0 / int((~member).sum()),
+        }
+    return curves
+
+
+def _exposed(inputs: RunInputs, attack: str) -> list[dict[str, Any]]:
+    """The true members with the highest scores under ``attack``: flagged first at any threshold."""
+    s, m = inputs.scores.by_attack[attack], inputs.scores.is_member
+    order = np.argsort(-s, kind="stable")
+    nonmember = np.sort(s[~m])
+    rows = []
+    for rank, i in enumerate(order, start=1):
+        if m[i]:
+            rows.append({
+                "record_index": int(inputs.scores.record_index[i]),
+                "score": float(s[i]),
+                "rank": rank,
+                "nonmembers_above": int(len(nonmember) - np.searchsorted(nonmember, s[i], side="left")),
+            })  # fmt: skip
+            if len(rows) == TOP_EXPOSED:
+                break
+    return rows
+
+
+def _attack_rows(attacks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, e in sorted(attacks.items(), key=lambda kv: -kv[1]["auc"]):
+        rows.append({
+            "attack": name,
+            "auc": e["auc"],
+            "auc_ci": e.get("auc_ci"),
+            "tpr_1": _tpr(e, "0.01"),
+            "tpr_01": _tpr(e, "0.001"),
+            "advantage": e.get("advantage"),
+            "balanced_accuracy": e.get("balanced_accuracy"),
+            "threshold_source": e.get("threshold_source"),
+            "queries_per_record": e.get("queries_per_record"),
+        })  # fmt: skip
+    return rows
+
+
+def _study_entry(study: Any) -> dict[str, Any]:
+    doc = study.doc
+    findings = doc.get("findings", {})
+    ctx = doc.get("context", {})
+    return {
+        "name": study.name,
+        "claim": str(doc.get("claim", "")),
+        "claim_holds": findings.get("claim_holds"),
+        "rule": findings.get("rule"),
+        "context": context_line(ctx) if isinstance(ctx, dict) else "",
+        "findings_json": json.dumps(findings, indent=2, sort_keys=True),
+        "png_b64": _b64(study.png) if study.png else None,
+    }
+
+
+def build_context(inputs: RunInputs) -> dict[str, Any]:
+    """Everything the template needs, plus ``figure_data``: the numbers behind each figure."""
+    r = inputs.results
+    attacks = r["attacks"]
+    best = strongest_attack(attacks)
+    target, dataset = r["target"], r["dataset"]
+    n_members = int(inputs.scores.is_member.sum())
+    n_non = len(inputs.scores.is_member) - n_members
+    setting = (
+        f"{dataset.get('name')} / {target.get('model')} / seed {target.get('seed')} / "
+        f"threat model {r.get('threat_model')} / {n_members} members, {n_non} non-members"
+    )
+    curves = _roc_curves(inputs)
+    figure_data: dict[str, Any] = {"roc": {n: {k: c[k] for k in ("auc", "fpr", "tpr")} for n, c in curves.items()}}
+    ctx: dict[str, Any] = {
+        "title": f"Membership-inference audit: {dataset.get('name')} / {target.get('model')}",
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "setting": setting,
+        "dataset": dataset,
+        "target": target,
+        "threat_model": r.get("threat_model"),
+        "threat": r.get("threat"),
+        "best": {"attack": best, **_attack_rows({best: attacks[best]})[0]},
+        "verdict": _verdict(best, attacks[best]),
+        "attacks": _attack_rows(attacks),
+        "skipped": r.get("skipped", {}),
+        "roc_png": _b64(roc_figure(curves, "every attack; " + setting + "; one seed")),
+        "exposed_attack": best,
+        "exposed": _exposed(inputs, best),
+        "config_json": json.dumps(r.get("config", {}), indent=2, sort_keys=True),
+        "threat_json": json.dumps(r.get("threat"), indent=2, sort_keys=True),
+        "audit_versions": r.get("versions") or {"miaudit": r.get("miaudit_version")},
+        "report_versions": versions(),
+        "defenses": None,
+        "studies": [_study_entry(s) for s in inputs.studies],
+    }
+    if inputs.defenses is not None:
+        ctx["defenses"] = {
+            "rows": inputs.defenses,
+            "baseline": inputs.defenses_baseline,
+            "columns": _defense_columns(inputs.defenses),
+            "png_b64": _b64(defenses_figure(inputs.defenses, inputs.defenses_baseline, setting)),
+        }
+        figure_data["defenses"] = [{"name": d["name"], "test_accuracy": d["test_accuracy"], "auc": d["auc"]} for d in inputs.defenses]
+    ctx["figure_data"] = figure_data
+    return ctx
+
+
+def _defense_columns(rows: list[dict[str, Any]]) -> list[str]:
+    cols = ["name", "test_accuracy", "auc"]
+    for row in rows:
+        cols += [k for k, v in row.items() if k not in cols and (v is None or isinstance(v, (str, int, float)))]
+    return cols
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Numbers for the page: fixed decimals; None -> 'n/m' (not measurable)."""
+    if value is None:
+        return "n/m"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return "n/m" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
