@@ -196,6 +196,8 @@ def test_defense_specs_parse_and_refuse_bad_input():
         (["defend", "--defenses", "none,bogus"], "unknown defense 'bogus'"),
         (["defend", "--defenses", "memguard:budget=-1"], "budget must be"),
         (["defend", "--defenses", "none", "--attacks", "nope"], "unknown attack"),
+        (["defend", "--defenses", "none", "--split", "1000,1000"], "three positive record counts"),
+        (["defend", "--defenses", "none", "--split", "a,b,c"], "comma-separated integers"),
     ],
 )
 def test_cli_defense_errors_are_one_line_exit_2(args, fragment):

@@ -24,6 +24,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attacker", choices=["adaptive", "naive"], default="adaptive",
                    help="adaptive: shadow models built with the defense (default); naive: undefended shadows")  # fmt: skip
     p.add_argument("--reference", type=int, default=None, help="records held by the defender as reference data (default: the target's training-set size)")
+    p.add_argument(
+        "--split",
+        default=None,
+        metavar="IN,OUT,POOL",
+        help="target members, evaluated non-members and attacker's pool (records); the defender's reference set is --reference",
+    )
     p.add_argument("--shadow-models", type=int, default=None, help="shadow models per attack (default: the preset's, at least 2, or 4)")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (a quick run, not the protocol)")
     p.add_argument("--out", default=None, help="results folder (default results/defend-<dataset>)")
@@ -47,8 +53,18 @@ def _run(args: argparse.Namespace) -> int:
     for flag, value in (("--reference", args.reference), ("--shadow-models", args.shadow_models), ("--epochs", args.epochs)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be >= 1, got {value}")
+    split = None
+    if args.split is not None:
+        from miaudit.cli.common import parse_int_list
+        from miaudit.data.split import SplitSizes
+
+        sizes = parse_int_list("--split", args.split)
+        if len(sizes) != 3 or min(sizes) < 1:
+            raise ConfigError(f"--split takes three positive record counts IN,OUT,POOL, got {args.split!r}")
+        split = SplitSizes(target_in=sizes[0], target_out=sizes[1], attacker_pool=sizes[2], population=args.reference or sizes[0])
     config = DefendConfig(
         dataset=args.dataset,
+        split=split,
         defenses=tuple(d.spec() for d in defenses),
         seeds=parse_seeds(args.seeds),
         preset=args.preset,
