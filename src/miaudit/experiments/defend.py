@@ -195,14 +195,17 @@ def run_defend(config: DefendConfig, *, log: Log | None = None, out_dir: Path | 
 
 
 def _study(config: DefendConfig, rows: list[dict[str, Any]], per_seed: dict[str, Any], started: float) -> dict[str, Any]:
+    from miaudit.experiments.defaults import defaults_for
+
     first = base_config(config, config.seeds[0])
     return {
         "miaudit_version": __version__,
         "protocol": {
             "dataset": first.dataset,
             "preset": config.preset,
-            "model": first.model,
-            "model_options": first.model_options,
+            # Unset: the data set's default model and options (what the audits trained).
+            "model": first.model or defaults_for(first.dataset).model,
+            "model_options": first.model_options if first.model is not None else defaults_for(first.dataset).model_options,
             "recipe": first.recipe,
             "split": dataclasses.asdict(first.split) if first.split else None,
             "threat_model": config.threat_model,
