@@ -20,17 +20,16 @@ come from the attacker's seed.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from miaudit.attacks.attack_models import (
     AttackModelAttack,
     shadow_attack_data,
-    single_threaded,
     sorted_top_k,
 )
 from miaudit.attacks.base import ATTACKS, AttackResult
+from miaudit.attacks.early_stopping import train_early_stopping
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.shadow_models import GRAY_BOX_SHADOW_TRAINING, train_shadow_models
 from miaudit.targets.access import TargetAccess
@@ -59,7 +58,7 @@ def train_attack_network(
     import torch.nn.functional as F
 
     from miaudit.models import ArchConfig, new_model
-    from miaudit.models.seeding import derive_seed, epoch_permutation, order_generator
+    from miaudit.models.seeding import derive_seed, order_generator
 
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
@@ -72,28 +71,13 @@ def train_attack_network(
     model = new_model(ArchConfig("mlp", {"hidden": HIDDEN, "activation": "relu"}), (x.shape[1],), 2, seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     order = order_generator(seed)
-    best_loss, best_state, best_epoch, epoch = math.inf, None, 0, 0
-    with single_threaded():
-        for epoch in range(1, max_epochs + 1):
-            model.train()
-            batch_order = epoch_permutation(len(y_tr), order)
-            for start in range(0, len(y_tr), batch_size):
-                idx = batch_order[start : start + batch_size]
-                optimizer.zero_grad()
-                F.cross_entropy(model(x_tr[idx]), y_tr[idx]).backward()
-                optimizer.step()
-            model.eval()
-            with torch.no_grad():
-                val_loss = float(F.cross_entropy(model(x_val), y_val))
-            if val_loss < best_loss - 1e-6:
-                best_loss, best_epoch = val_loss, epoch
-                best_state = {k: v.clone() for k, v in model.state_dict().items()}
-            elif epoch - best_epoch >= patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return model, {"epochs_run": epoch, "best_epoch": best_epoch, "validation_loss": best_loss}
+    facts = train_early_stopping(
+        model, optimizer, order, len(y_tr),
+        lambda idx: F.cross_entropy(model(x_tr[idx]), y_tr[idx]),
+        lambda: F.cross_entropy(model(x_val), y_val),
+        batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+    )  # fmt: skip
+    return model, facts
 
 
 def network_member_probability(model: object, features: np.ndarray) -> np.ndarray:

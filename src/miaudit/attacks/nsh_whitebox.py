@@ -24,12 +24,11 @@ batch by batch; only the known records' features are held (records x chosen para
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from miaudit.attacks.attack_models import single_threaded
+from miaudit.attacks.early_stopping import train_early_stopping
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.options import whole
@@ -108,28 +107,13 @@ def train_network(
     net = build_network({k: v.shape[1] for k, v in feats.items()}, seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     order = torch.Generator().manual_seed(derive_seed(seed, "nsh/order") % 2**63)
-    best, best_state, best_epoch, epoch = math.inf, None, 0, 0
-    with single_threaded():
-        for epoch in range(1, max_epochs + 1):
-            net.train()
-            batch_order = torch.randperm(len(tr), generator=order)
-            for start in range(0, len(tr), batch_size):
-                idx = batch_order[start : start + batch_size]
-                opt.zero_grad()
-                F.binary_cross_entropy_with_logits(net({k: v[idx] for k, v in x_tr.items()}), y_tr[idx]).backward()
-                opt.step()
-            net.eval()
-            with torch.no_grad():
-                loss = float(F.binary_cross_entropy_with_logits(net(x_val), y_val))
-            if loss < best - 1e-6:
-                best, best_epoch = loss, epoch
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            elif epoch - best_epoch >= patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    return net, scale, {"epochs_run": epoch, "best_epoch": best_epoch, "validation_loss": best}
+    facts = train_early_stopping(
+        net, opt, order, len(tr),
+        lambda idx: F.binary_cross_entropy_with_logits(net({k: v[idx] for k, v in x_tr.items()}), y_tr[idx]),
+        lambda: F.binary_cross_entropy_with_logits(net(x_val), y_val),
+        batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+    )  # fmt: skip
+    return net, scale, facts
 
 
 @ATTACKS.register("nsh")
