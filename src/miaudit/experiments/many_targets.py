@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -82,21 +83,22 @@ class Outputs:
 
 @dataclass(frozen=True)
 class Context:
-    """One target and an ordered list of references, with the masks for k references per record."""
+    """One target and an ordered list of references, with the masks for k references per record
+    (each computed once and shared by the attacks that use it)."""
 
     target: Outputs  # a single row
     refs: Outputs
     k: int
 
-    @property
+    @cached_property
     def out_k(self) -> np.ndarray:
         return first_per_record(~self.refs.member, self.k)
 
-    @property
+    @cached_property
     def in_half(self) -> np.ndarray:
         return first_per_record(self.refs.member, self.k // 2)
 
-    @property
+    @cached_property
     def out_half(self) -> np.ndarray:
         return first_per_record(~self.refs.member, self.k - self.k // 2)
 
@@ -185,8 +187,8 @@ def compute_outputs(models: list[Any], x: np.ndarray, y: np.ndarray, subsets: li
             logits = np.asarray(m.predict_logits(xv), dtype=np.float64)
             phi[v, j] = logit_scaled_confidence(logits, y)
             if v == 0:
-                z = logits - logits.max(axis=1, keepdims=True)
-                proba = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+                e = np.exp(logits - logits.max(axis=1, keepdims=True))
+                proba = e / e.sum(axis=1, keepdims=True)
                 p_y[j] = proba[np.arange(len(y)), y]
                 loss[j] = -log_true_class_probability(proba, y)
     member = np.zeros((len(models), len(y)), dtype=bool)
