@@ -39,6 +39,18 @@ class Attack(ABC):
     paper: ClassVar[str]
     kind: ClassVar[str]  # e.g. "metric", "shadow training", "reference models"
     requirements: ClassVar[Requirements]
+    # What the attack needs to compute its *scores* when its calibration (a threshold from
+    # shadow models) is out of reach, e.g. outputs only; None: no such mode. Uncalibrated scores
+    # have no threshold: only threshold-free metrics (AUC, TPR at FPR) are reported for them.
+    uncalibrated_requirements: ClassVar[Requirements | None] = None
+    calibrated: bool = True
+
+    def uncalibrated(self) -> "Attack":
+        """Skip ``fit``: score without a threshold (only for attacks with ``uncalibrated_requirements``)."""
+        if self.uncalibrated_requirements is None:
+            raise TypeError(f"attack {self.name!r} has no uncalibrated mode")
+        self.calibrated = False
+        return self
 
     def fit(self, knowledge: AttackerKnowledge) -> "Attack":
         """Calibrate on what the attacker holds. The default needs nothing."""
@@ -52,5 +64,7 @@ class Attack(ABC):
         used = access.queries - queries_before
         return AttackResult(self.name, np.asarray(scores, dtype=np.float64), queries_per_record=used / max(n, 1), **kw)
 
+
+NOT_CALIBRATED = "not calibrated: the threat model gives no shadow models or reference data; threshold-free metrics only"
 
 ATTACKS: Registry[type[Attack]] = Registry("attack")

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from miaudit.attacks.base import Attack, AttackResult
+from miaudit.attacks.base import NOT_CALIBRATED, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.shadow_models import GRAY_BOX_SHADOW_TRAINING, train_shadow_models
 from miaudit.errors import ConfigError, InputError
 from miaudit.metrics import best_threshold, check_inputs
 from miaudit.targets.access import TargetAccess
+from miaudit.threat import OutputAccess, Requirements
 
 Metric = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``metric(proba, y)``: one float per record from probability vectors and labels, higher = member."""
@@ -119,6 +120,7 @@ class ClassThresholdAttack(Attack):
 
     kind = "metric"
     requirements = GRAY_BOX_SHADOW_TRAINING
+    uncalibrated_requirements = Requirements(output=OutputAccess.PROBABILITIES)  # the raw metric
 
     def __init__(self) -> None:
         self.calibration: ClassThresholds | None = None
@@ -136,6 +138,10 @@ class ClassThresholdAttack(Attack):
         return self
 
     def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
+        if not self.calibrated:  # the raw metric, no per-class shift
+            before = access.queries
+            values = self.metric(np.asarray(access.predict_proba(x), np.float64), np.asarray(y))
+            return self._result(access, before, len(y), values, details={"threshold": NOT_CALIBRATED})
         cal = self.calibration
         if cal is None:
             raise ConfigError(f"call fit() before score(): the {self.name} attack calibrates on shadow models")

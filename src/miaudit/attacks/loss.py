@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from miaudit.attacks.base import ATTACKS, Attack, AttackResult
+from miaudit.attacks.base import ATTACKS, NOT_CALIBRATED, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.shadow_models import GRAY_BOX_SHADOW_TRAINING, train_shadow_models
 from miaudit.errors import ConfigError
 from miaudit.targets.access import TargetAccess
+from miaudit.threat import OutputAccess, Requirements
 
 _LOG_FLOOR = 1e-30  # probabilities of exactly 0 would give an infinite loss
 
@@ -36,6 +37,7 @@ class LossAttack(Attack):
     paper = "Yeom et al., CSF 2018"
     kind = "metric"
     requirements = GRAY_BOX_SHADOW_TRAINING
+    uncalibrated_requirements = Requirements(output=OutputAccess.PROBABILITIES)
 
     def __init__(self) -> None:
         self.threshold: float | None = None
@@ -53,6 +55,10 @@ class LossAttack(Attack):
         return self
 
     def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
+        if not self.calibrated:
+            before = access.queries
+            scores = log_true_class_probability(access.predict_proba(x), y)
+            return self._result(access, before, len(y), scores, details={"threshold": NOT_CALIBRATED})
         if self.threshold is None:
             raise ConfigError("call fit() before score(): the loss attack calibrates on shadow models")
         before = access.queries

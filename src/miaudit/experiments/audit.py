@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from miaudit import metrics
+from miaudit.metrics import MAJORITY_TOLERANCE, majority_class_rate
 from miaudit.attacks import ATTACKS, AttackerKnowledge, AttackResult, ModelSpec
 from miaudit.data import load_dataset, load_user_data
 from miaudit.data.base import Dataset
@@ -22,6 +23,7 @@ from miaudit.errors import ConfigError
 from miaudit.experiments.defaults import defaults_for
 from miaudit.io_utils import stable_hash
 from miaudit.paths import cache_dir as default_cache_dir
+from miaudit.core.sources import UnanswerableQueryError
 from miaudit.targets.access import QueryBudgetExceededError, TargetAccess
 from miaudit.threat import THREAT_MODELS, DataKnowledge, OutputAccess, ThreatModel, check, derive
 
@@ -64,6 +66,15 @@ class AuditConfig:
     # population part. adaptive: the attacker knows the defense and builds its shadows with it.
     defense: str | None = None
     adaptive: bool = True
+    # Where the target comes from (miaudit.core.sources): None = trained here from ``model``.
+    # A model file, a Python object, a URL or precomputed outputs are audited instead.
+    target: Any = None
+    # The user's own records (miaudit.core.own_data.OwnData) instead of ``dataset`` + ``split``.
+    own_data: Any = None
+    # The attacker's stand-in for a target not trained here: "same", a model name or a
+    # callable(x, y, seed) -> model (miaudit.core.stand_ins); its torch recipe overrides.
+    shadow_model: Any = None
+    shadow_recipe: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,21 @@ class AuditResult:
     skipped: dict[str, str]
     threat: ThreatModel | None = None  # the derived threat model the attacks ran under
     defense: dict[str, Any] | None = None  # the defense's description and report (e.g. DP-SGD's epsilon)
+    source: str = "trained here by miaudit"  # what was audited (miaudit.core.sources)
+    source_kind: str = "trained"
+    stand_in: str | None = None  # the attacker's stand-in for a target not trained here
+    uncalibrated: tuple[str, ...] = ()  # attacks scored without calibration (threshold-free metrics)
+    notes: tuple[str, ...] = ()  # what the audit did that a reader must know (subsamples, held-out pool)
+    warnings: tuple[str, ...] = ()  # what may make the audit misleading (a constant predictor)
+
+    def record(self) -> Any:
+        """This audit as an :class:`~miaudit.core.record.AuditRecord` (the verdict included)."""
+        from miaudit.core.record import record_of
+
+        return record_of(self)
+
+
+NOT_CALIBRATED_NOTE = "scored without calibration (no shadow models or pool under this threat model): threshold-free metrics only"
 
 
 def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -147,18 +173,98 @@ class AuditSetup:
     is_member: np.ndarray
     instances: dict[str, Any] = field(default_factory=dict)  # the attacks, built with their options
     defense: dict[str, Any] | None = None  # the target's defense and what it reported
+    source: str = "trained here by miaudit"
+    source_kind: str = "trained"
+    stand_in: Any = None  # a miaudit.core.stand_ins.StandIn, released by close()
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def uncalibrated(self) -> tuple[str, ...]:
+        return tuple(n for n in self.permitted if not getattr(self.instances.get(n), "calibrated", True))
+
+    def close(self) -> None:
+        """Release what the audit registered for its span (a user's stand-in model)."""
+        if self.stand_in is not None:
+            self.stand_in.release()
+
+
+def _source(config: AuditConfig) -> Any:
+    from miaudit.core.sources import TargetSource
+
+    if config.target is None:
+        return TargetSource("url", config.target_url, {"api_key": config.api_key}) if config.target_url else TargetSource("trained")
+    if config.target_url is not None:
+        raise ConfigError("give either a target source or a target URL, not both")
+    return config.target if isinstance(config.target, TargetSource) else TargetSource("object", config.target)
+
+
+def _select_attacks(
+    config: AuditConfig, threat: ThreatModel, *, has_pool: bool, has_model: bool, model_hint: str
+) -> tuple[list[str], dict[str, str], set[str]]:
+    """(permitted, skipped with reasons, those run uncalibrated). Checked before any training.
+
+    An attack runs when the threat model permits it and the audit holds what it needs (a pool
+    for data, a stand-in model for shadow models); failing that, an attack whose scores need
+    only the outputs runs uncalibrated (threshold-free metrics). Asked for by name, an attack
+    that can do neither is refused rather than run with knowledge it may not have.
+    """
+    selected = list(config.attacks) if config.attacks is not None else ATTACKS.names()
+    if config.attacks is not None and not selected:
+        raise ConfigError("--attacks names no attack; give attack names (see `miaudit attacks`) or leave it out")
+    permitted: list[str] = []
+    skipped: dict[str, str] = {}
+    uncalibrated: set[str] = set()
+    for name in selected:
+        cls = ATTACKS.get(name)  # unknown names fail here
+        req = cls.requirements
+        reason = check(req, threat)
+        if reason is None and req.data > DataKnowledge.NONE and not has_pool:
+            reason = "needs the attacker's same-distribution data (a pool: --pool, or a share of the test records)"
+        if reason is None and (req.architecture or req.shadow_models) and not has_model:
+            reason = f"needs a model standing in for the target's in shadow models ({model_hint})"
+        if reason is not None and cls.uncalibrated_requirements is not None and check(cls.uncalibrated_requirements, threat) is None:
+            uncalibrated.add(name)
+            reason = None
+        if reason is None:
+            permitted.append(name)
+        elif config.attacks is not None:
+            raise ConfigError(f"attack {name!r} cannot run under threat model {threat.name!r}: {reason}")
+        else:
+            skipped[name] = reason
+    return permitted, skipped, uncalibrated
+
+
+def _audit_data(config: AuditConfig, source: Any, dataset: Dataset | None, needs_pool: bool) -> tuple[Dataset, Split, list[str]]:
+    """The data set and split: the user's own records, precomputed outputs' rows, or a split."""
+    from miaudit.core.own_data import own_dataset
+    from miaudit.core.outputs_data import outputs_dataset
+
+    if config.own_data is not None:
+        if config.split is not None:
+            raise ConfigError("--split applies to one data set; with --train/--test the files are the split")
+        return own_dataset(config.own_data, seed=config.seed, needs_pool=needs_pool)
+    if source.kind == "outputs":
+        return outputs_dataset(source.value, seed=config.seed)
+    if dataset is None:
+        dataset = load_audit_data(config)
+    return dataset, make_split(len(dataset), config.split or defaults_for(dataset.name).split, seed=config.seed), []
 
 
 def prepare_audit(
     config: AuditConfig, *, progress: bool = True, executor: Any = None, dataset: Dataset | None = None
 ) -> AuditSetup:
     """Check the attacks against the threat model, load the data, split it, train (or load
-    from the cache) the target. ``executor`` (:mod:`miaudit.models.executors`) trains shadow
-    and reference models; None trains them in this process. ``dataset`` replaces loading
+    from the cache) or resolve the target. ``executor`` (:mod:`miaudit.models.executors`) trains
+    shadow and reference models; None trains them in this process. ``dataset`` replaces loading
     ``config.dataset`` (the studies pass derived data sets, e.g. a subset of the classes,
-    keeping the data set's name for its defaults)."""
+    keeping the data set's name for its defaults). Call :meth:`AuditSetup.close` when done."""
+    from miaudit.core.sources import TARGET_SOURCES
+    from miaudit.core.stand_ins import stand_in as make_stand_in
     from miaudit.models import ModelCache, TrainingRecipe, fit_classifier
 
+    source = _source(config)
+    trained_here = TARGET_SOURCES.get(source.kind).trained_here
     threat = derive(
         config.threat_model,
         output=config.output,
@@ -166,41 +272,39 @@ def prepare_audit(
         price_per_query=config.price_per_query,
     )
     remote = None
-    if config.target_url is not None:
+    if source.kind == "url":
         from miaudit.targets.http_target import HttpTarget
 
-        remote = HttpTarget(config.target_url, api_key=config.api_key)
+        remote = HttpTarget(source.value, api_key=source.options.get("api_key"))
         threat = _capped_by_server(threat, remote)
-    selected = list(config.attacks) if config.attacks is not None else ATTACKS.names()
-    # Requirements are checked before any training, so a refusal costs nothing.
-    permitted: list[str] = []
-    skipped: dict[str, str] = {}
-    for name in selected:
-        reason = check(ATTACKS.get(name).requirements, threat)  # unknown names fail here too
-        if reason is None:
-            permitted.append(name)
-        elif config.attacks is not None:
-            # Asked for by name: refuse rather than run it with knowledge it may not have.
-            raise ConfigError(f"attack {name!r} is not permitted by threat model {threat.name!r}: {reason}")
-        else:
-            skipped[name] = reason
+    if source.kind == "outputs":
+        threat = derive(threat, output="full") if threat.output > OutputAccess.PROBABILITIES else threat
+    has_model = trained_here or config.shadow_model is not None
+    hint = "--shadow-model same|NAME" if not trained_here else ""
+    own_pool = config.own_data is not None and (config.own_data.pool is not None or config.own_data.pool_share > 0)
+    has_pool = source.kind != "outputs" and (config.own_data is None or own_pool)
+    permitted, skipped, uncalibrated = _select_attacks(config, threat, has_pool=has_pool, has_model=has_model, model_hint=hint)
     unused = sorted(set(config.attack_options) - set(permitted) - set(skipped))
     if unused:
         raise ConfigError(f"options given for attacks that are not run: {unused}")
     # Built now, so that a bad option fails before any training.
     instances = {name: make_attack(name, config.attack_options.get(name, {})) for name in permitted}
+    for name in uncalibrated:
+        instances[name].uncalibrated()
     if config.n_shadow_models < 1:
         raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
+    if not trained_here and config.defense is not None:
+        raise ConfigError("--defense applies to targets trained here; a served target's defense is the server's (serve --defense)")
+    if trained_here and config.shadow_model is not None:
+        raise ConfigError("--shadow-model applies to a model trained elsewhere; miaudit's own targets use their own recipe")
     defense = None
     if config.defense is not None:
         from miaudit.defenses import parse_defense
 
         defense = parse_defense(config.defense)  # unknown names and parameters fail before training
-        if remote is not None:
-            raise ConfigError("--defense applies to targets trained here; a served target's defense is the server's (serve --defense)")
 
-    if dataset is None:
-        dataset = load_audit_data(config)
+    needs_pool = any(ATTACKS.get(n).requirements.data > DataKnowledge.NONE for n in permitted if n not in uncalibrated)
+    dataset, split, notes = _audit_data(config, source, dataset, needs_pool)
     defaults = defaults_for(dataset.name)
     model_name = config.model or defaults.model
     # The data set's default options belong to its default model; another model starts from its own.
@@ -208,7 +312,6 @@ def prepare_audit(
     model_options = dict(default_options if config.model_options is None else config.model_options)
     recipe_dict = {**defaults.recipe, **config.recipe}
     recipe = TrainingRecipe(**recipe_dict)
-    split = make_split(len(dataset), config.split or defaults.split, seed=config.seed)
     cache = ModelCache(default_cache_dir(config.cache_dir) / "models") if config.use_cache else None
 
     defense_report: dict[str, Any] | None = None
@@ -229,9 +332,13 @@ def prepare_audit(
         defense_report = {**defense.describe(), "info": defended.info, "adaptive_attacker": config.adaptive}
     if remote is not None:
         target = remote
+        if remote.input_shape != dataset.feature_shape:
+            raise ConfigError(
+                f"the served model takes inputs shaped {remote.input_shape}, data set {dataset.name!r} has {dataset.feature_shape}"
+            )
     elif defense is not None:
         target = defended.model
-    else:
+    elif trained_here:
         target = fit_classifier(
             model_name,
             dataset.x,
@@ -245,13 +352,32 @@ def prepare_audit(
             train_indices=split.target_in,
             progress=progress,
         )
-    if remote is not None and remote.input_shape != dataset.feature_shape:
-        raise ConfigError(
-            f"the served model takes inputs shaped {remote.input_shape}, data set {dataset.name!r} has {dataset.feature_shape}"
-        )
+    else:
+        target = TARGET_SOURCES.get(source.kind).resolve(source, dataset.x[split.target_in[:8]], dataset.num_classes)
     train_acc = _accuracy(target, dataset.x[split.target_in], dataset.y[split.target_in])
     test_acc = _accuracy(target, dataset.x[split.target_out], dataset.y[split.target_out])
+    warnings = list(getattr(config.own_data, "warnings", ()))
+    majority = majority_class_rate(dataset.y[split.target_in], dataset.y[split.target_out])
+    if test_acc <= majority + MAJORITY_TOLERANCE:
+        warnings.append(
+            f"the target's test accuracy ({test_acc:.3f}) is at the majority-class rate ({majority:.3f}): it predicts "
+            "little more than the most frequent class, so low leakage says little; check its features (e.g. standardize)"
+        )
 
+    stand_in = None
+    if trained_here:
+        attacker_model = ModelSpec(
+            model_name, model_options, recipe,
+            defense if (config.adaptive and defense is not None and defense.name != "none") else None,
+        )  # fmt: skip
+    else:
+        stand_in = make_stand_in(
+            config.shadow_model, target=target, num_classes=dataset.num_classes,
+            input_shape=dataset.feature_shape, recipe=config.shadow_recipe,
+        )  # fmt: skip
+        attacker_model = stand_in.spec if stand_in is not None else ModelSpec("unknown")
+        model_name = source.describe()
+        model_options, recipe = {}, TrainingRecipe()
     pool = split.attacker_pool
     known = (
         known_members(split, config.known_member_fraction, seed=config.seed)
@@ -263,13 +389,10 @@ def prepare_audit(
         num_classes=dataset.num_classes,
         input_shape=dataset.feature_shape,
         seed=config.seed + 1,  # the attacker's randomness is not the target's
-        pool_x=dataset.x[pool],
-        pool_y=dataset.y[pool],
+        pool_x=dataset.x[pool] if len(pool) else None,
+        pool_y=dataset.y[pool] if len(pool) else None,
         pool_fingerprint=stable_hash({"dataset": dataset.fingerprint, "indices": pool}),
-        target_model=ModelSpec(
-            model_name, model_options, recipe,
-            defense if (config.adaptive and defense is not None and defense.name != "none") else None,
-        ),  # fmt: skip
+        target_model=attacker_model,
         n_shadow_models=config.n_shadow_models,
         cache=cache,
         known_members_x=None if known is None else dataset.x[known],
@@ -286,7 +409,7 @@ def prepare_audit(
         split=split,
         model_name=model_name,
         model_options=model_options,
-        recipe=recipe.to_dict(),
+        recipe=recipe.to_dict() if trained_here else {},
         target=target,
         train_accuracy=train_acc,
         test_accuracy=test_acc,
@@ -295,6 +418,11 @@ def prepare_audit(
         is_member=is_member,
         instances=instances,
         defense=defense_report,
+        source=source.describe(),
+        source_kind=source.kind,
+        stand_in=stand_in,
+        notes=tuple(notes) + tuple(f"{n}: {NOT_CALIBRATED_NOTE}" for n in sorted(uncalibrated)),
+        warnings=tuple(warnings),
     )
 
 
@@ -305,13 +433,17 @@ def run_attack(setup: AuditSetup, name: str) -> AttackOutcome | str:
     """
     dataset, config = setup.dataset, setup.config
     x_eval, y_eval = dataset.x[setup.record_indices], dataset.y[setup.record_indices]
-    attack = (setup.instances[name] if name in setup.instances else make_attack(name, {})).fit(setup.knowledge)
+    attack = setup.instances[name] if name in setup.instances else make_attack(name, {})
+    if attack.calibrated:
+        attack = attack.fit(setup.knowledge)
     # A fresh access per attack: the query budget applies to each attack separately.
     access = TargetAccess(setup.target, setup.threat, input_shape=dataset.feature_shape)
     try:
         result = attack.score(access, x_eval, y_eval)
     except QueryBudgetExceededError as exc:
         return f"needs more queries than the budget allows: {exc} ({len(x_eval)} records to score)"
+    except UnanswerableQueryError:
+        return "queries records other than those with precomputed outputs (give the model itself to run it)"
     m = metrics.evaluate(
         result.scores,
         setup.is_member,
@@ -341,6 +473,12 @@ def audit_result(setup: AuditSetup, outcomes: list[AttackOutcome], skipped: dict
         skipped=skipped,
         threat=setup.threat,
         defense=setup.defense,
+        source=setup.source,
+        source_kind=setup.source_kind,
+        stand_in=setup.stand_in.description if setup.stand_in is not None else None,
+        uncalibrated=setup.uncalibrated,
+        notes=setup.notes,
+        warnings=setup.warnings,
     )
 
 
@@ -354,10 +492,13 @@ def run_audit(
     setup = prepare_audit(config, progress=progress, executor=executor, dataset=dataset)
     outcomes: list[AttackOutcome] = []
     skipped = dict(setup.skipped)
-    for name in setup.permitted:
-        outcome = run_attack(setup, name)
-        if isinstance(outcome, str):
-            skipped[name] = outcome  # not enough queries for this attack: go on with the others
-        else:
-            outcomes.append(outcome)
+    try:
+        for name in setup.permitted:
+            outcome = run_attack(setup, name)
+            if isinstance(outcome, str):
+                skipped[name] = outcome  # not enough queries for this attack: go on with the others
+            else:
+                outcomes.append(outcome)
+    finally:
+        setup.close()
     return audit_result(setup, outcomes, skipped)

@@ -20,7 +20,7 @@ from typing import Any
 from miaudit.errors import ConfigError
 from miaudit.experiments.audit import AuditConfig, audit_result, prepare_audit, run_attack
 from miaudit.experiments.config import NO_DEFENSE, Cell, Experiment, resolve_experiment
-from miaudit.experiments.results import attack_summary, result_summary
+from miaudit.core.record import attack_summary, summary_of, verdict_of
 from miaudit.experiments.store import (
     REPORTS,
     cell_dir,
@@ -153,7 +153,7 @@ def _run_cell(cell: Cell, exp: Experiment, opts: RunOptions, run_dir: Path, exec
                     "attack": name,
                     "status": "ok",
                     "scores": [float(v) for v in outcome.result.scores],
-                    "summary": attack_summary(outcome, price),
+                    "summary": attack_summary(outcome, price, name not in setup.uncalibrated),
                 }
             write_json(path, stored)
             log_event(run_dir, event="attack", cell=cell.cell_id, attack=name)
@@ -164,7 +164,8 @@ def _run_cell(cell: Cell, exp: Experiment, opts: RunOptions, run_dir: Path, exec
             say(f"{cell.cell_id}: {name} AUC {stored['summary']['auc']:.4f}")
         else:
             skipped[name] = stored["reason"]
-    summary = result_summary(audit_result(setup, [], skipped))
+    setup.close()
+    summary = summary_of(audit_result(setup, [], skipped), verdict_of(scores, setup.is_member))
     summary["attacks"] = summaries
     summary["cell"] = cell.cell_id
     for where in ("data_dir", "cache_dir"):  # where files live is not part of the result

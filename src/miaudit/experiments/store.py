@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from miaudit.core.record import write_scores_csv  # noqa: F401  (re-exported for the grid)
 from miaudit.errors import ConfigError
 from miaudit.io_utils import atomic_path
 from miaudit.registry import Registry
@@ -146,16 +147,6 @@ def start_run(run_dir: Path, source: str, resolved: dict[str, Any]) -> None:
 
 def cell_dir(run_dir: Path, cell_id: str) -> Path:
     return run_dir / "cells" / cell_id
-
-
-def write_scores_csv(path: Path, record_indices: Sequence[int], is_member: Sequence[bool], scores: dict[str, Sequence[float]]) -> None:
-    """One row per record: index, membership truth, each attack's score (``repr``: exact)."""
-    names = list(scores)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["record_index", "is_member", *names])
-        for row, (idx, member) in enumerate(zip(record_indices, is_member)):
-            writer.writerow([int(idx), int(member), *(repr(float(scores[n][row])) for n in names)])
 
 
 def table_rows(run_dir: Path, cell_ids: Sequence[str]) -> list[dict[str, Any]]:

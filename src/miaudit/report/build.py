@@ -39,17 +39,15 @@ def strongest_attack(attacks: dict[str, dict[str, Any]]) -> str:
     return max(attacks, key=lambda n: (attacks[n]["auc"], _tpr(attacks[n], "0.01") or -1.0, n))
 
 
-def _verdict(name: str, entry: dict[str, Any]) -> dict[str, Any]:
-    ci = entry.get("auc_ci")
-    tpr1 = _tpr(entry, "0.01")
-    if ci is not None:
-        leaks = ci[0] > 0.5
-        basis = f"the 95% bootstrap interval of its AUC, [{ci[0]:.3f}, {ci[1]:.3f}], {'excludes' if leaks else 'includes'} 0.5"
-    else:
-        leaks = entry["auc"] > 0.5 and (tpr1 or 0.0) > 0.01
-        basis = "no confidence interval was computed (audit --bootstrap 0); judged from the point estimates"
-    level = "leaks membership" if leaks else "shows no membership leakage these attacks can detect"
-    return {"leaks": leaks, "headline": f"The audited model {level}.", "basis": basis}
+_VERDICT_CSS = {"undetermined": "unknown", "none-detected": "clean"}  # every leak level: "leaks"
+
+
+def _verdict(results: dict[str, Any]) -> dict[str, Any]:
+    """The library's verdict as written in ``results.json`` (the report computes none of its own)."""
+    v = results.get("verdict")
+    if not isinstance(v, dict) or not isinstance(v.get("headline"), str) or not isinstance(v.get("level"), str):
+        raise ReportError("results.json has no verdict; it was written by an older miaudit: rerun the audit")
+    return {**v, "css": _VERDICT_CSS.get(v["level"], "leaks"), "details": [str(d) for d in v.get("details", [])]}
 
 
 def _roc_curves(inputs: RunInputs) -> dict[str, dict[str, Any]]:
@@ -138,6 +136,9 @@ def build_context(inputs: RunInputs) -> dict[str, Any]:
         f"threat model {r.get('threat_model')} / {n_members} members, {n_non} non-members"
     )
     curves = _roc_curves(inputs)
+    # Most exposed records under the verdict's headline attack (chosen without the truth).
+    headline = (r.get("verdict") or {}).get("headline_attack")
+    exposed = headline if headline in attacks else best
     figure_data: dict[str, Any] = {"roc": {n: {k: c[k] for k in ("auc", "fpr", "tpr")} for n, c in curves.items()}}
     ctx: dict[str, Any] = {
         "title": f"Membership-inference audit: {dataset.get('name')} / {target.get('model')}",
@@ -148,12 +149,14 @@ def build_context(inputs: RunInputs) -> dict[str, Any]:
         "threat_model": r.get("threat_model"),
         "threat": r.get("threat"),
         "best": {"attack": best, **_attack_rows({best: attacks[best]})[0]},
-        "verdict": _verdict(best, attacks[best]),
+        "verdict": _verdict(r),
+        "warnings": [str(w) for w in r.get("warnings", [])],
+        "notes": [str(n) for n in (r.get("evaluation") or {}).get("notes", [])],
         "attacks": _attack_rows(attacks),
         "skipped": r.get("skipped", {}),
         "roc_png": _b64(roc_figure(curves, "every attack; " + setting + "; one seed")),
-        "exposed_attack": best,
-        "exposed": _exposed(inputs, best),
+        "exposed_attack": exposed,
+        "exposed": _exposed(inputs, exposed),
         "config_json": json.dumps(r.get("config", {}), indent=2, sort_keys=True),
         "threat_json": json.dumps(r.get("threat"), indent=2, sort_keys=True),
         "audit_versions": r.get("versions") or {"miaudit": r.get("miaudit_version")},

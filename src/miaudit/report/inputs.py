@@ -191,14 +191,20 @@ def _read_studies(folder: Path) -> list[StudyEntry]:
     return out
 
 
-def read_run(run_dir: Path) -> RunInputs:
-    """Everything the report shows, read and checked from ``run_dir``."""
+def read_results(run_dir: Path) -> dict[str, Any]:
+    """``results.json`` of ``run_dir``, read and checked."""
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir} is not a folder; pass the --out folder of `miaudit audit`")
     results_path = run_dir / RESULTS_FILE
     if not results_path.is_file():
         raise ReportError(f"{run_dir} has no {RESULTS_FILE}; pass the --out folder of `miaudit audit`")
-    results = _check_results(_read_json(results_path), results_path)
+    return _check_results(_read_json(results_path), results_path)
+
+
+def read_run(run_dir: Path) -> RunInputs:
+    """Everything the report shows, read and checked from ``run_dir``."""
+    results = read_results(run_dir)
+    results_path = run_dir / RESULTS_FILE
     if not results["attacks"]:
         raise ReportError(f"{results_path} reports no attack (all were skipped); rerun the audit with a wider threat model")
     scores_path = run_dir / SCORES_FILE
