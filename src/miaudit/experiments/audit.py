@@ -229,7 +229,7 @@ def _select_attacks(
         if reason is None:
             permitted.append(name)
         elif config.attacks is not None:
-            raise ConfigError(f"attack {name!r} cannot run under threat model {threat.name!r}: {reason}")
+            raise ConfigError(f"attack {name!r} is not permitted by threat model {threat.name!r} in this audit: {reason}")
         else:
             skipped[name] = reason
     return permitted, skipped, uncalibrated
