@@ -194,3 +194,15 @@ def test_bank_standardizes_each_model_with_its_own_subset_exactly(tmp_path) -> N
     keys = [ModelKey.build(arch=arch, recipe=r, seed=1, num_classes=2, input_shape=(30,), data_fingerprint="d",
                            train_indices=subsets[0]) for r in (recipe, TrainingRecipe(epochs=2, batch_size=32))]  # fmt: skip
     assert keys[0].digest != keys[1].digest
+
+
+def test_standardized_target_saved_and_loaded_as_model_folder(tmp_path) -> None:
+    from miaudit.models import TrainingRecipe, fit_classifier
+    from miaudit.models.architectures import ArchConfig
+    from miaudit.targets.model_dir import load_model_dir, save_model_dir
+
+    xtr, xte, ytr, _ = breast_cancer_halves()
+    recipe = TrainingRecipe(epochs=1, standardize=True)
+    clf = fit_classifier("mlp", xtr, ytr, num_classes=2, seed=0, recipe=recipe, progress=False)
+    save_model_dir(clf, ArchConfig("mlp"), tmp_path / "m", num_classes=2, input_shape=(30,))
+    np.testing.assert_array_equal(load_model_dir(tmp_path / "m").predict_logits(xte), clf.predict_logits(xte))
