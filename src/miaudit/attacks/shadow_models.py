@@ -83,7 +83,9 @@ def train_many(
         )  # fmt: skip
         return list(bank)
     return [
-        fit_classifier(model_name, x, y, num_classes=num_classes, seed=seed, options=options, train_indices=subset)
+        fit_classifier(
+            model_name, x, y, num_classes=num_classes, seed=seed, recipe=recipe, options=options, train_indices=subset
+        )  # recipe: estimators use its ``standardize``
         for subset, seed in zip(subsets, seeds)
     ]
 

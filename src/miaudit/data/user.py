@@ -148,6 +148,9 @@ def load_csv(
         cells = [c for j, c in enumerate(rows[0]) if skip is None or j != skip % width]
         header = isinstance(label_column, str) or not all(_is_number(c) for c in cells)
     names = [c.strip() for c in rows[0]] if header else None
+    dupes = sorted({n for n in names or () if names.count(n) > 1})
+    if dupes:
+        raise DataError(f"{source}: column name(s) {', '.join(map(repr, dupes))} appear more than once in the header; rename them")
     body = rows[1:] if header else rows
     if not body:
         raise DataError(f"{source} has a header but no data rows")
@@ -351,12 +354,33 @@ USER_FORMATS.add(".npz", _no_label_column(".npz files (array y)", load_npz))
 USER_FORMATS.add("directory", _no_label_column("image folders (one folder per class)", load_image_folder))
 
 
-def load_user_data(path: str | os.PathLike[str], *, label_column: int | str | None = None) -> Dataset:
-    """Load a user's data set, choosing the reader by extension (``.csv``, ``.tsv``, ``.npz``) or folder."""
+def load_user_data(
+    path: str | os.PathLike[str],
+    *,
+    label_column: int | str | None = None,
+    categorical: str | Sequence[str] | None = None,
+    impute: str | None = None,
+    ignore_columns: Sequence[str] = (),
+) -> Dataset:
+    """Load a user's data set, choosing the reader by extension (``.csv``, ``.tsv``, ``.npz``) or folder.
+
+    ``categorical`` ("auto" or column names), ``impute`` and ``ignore_columns`` apply to CSV
+    files with a header (see :class:`miaudit.data.tabular.TabularOptions`); given any of them,
+    the file is read by :func:`miaudit.data.tabular.load_tabular`, whose preprocessing record
+    that function returns.
+    """
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"{p} does not exist; give the path of a .csv/.npz file or an image folder")
     kind = "directory" if p.is_dir() else p.suffix.lower()
+    if categorical is not None or impute is not None or ignore_columns:
+        if kind not in (".csv", ".tsv"):
+            raise ConfigError(f"categorical, impute and ignore_columns apply to CSV files only, not to {p}")
+        from miaudit.data.tabular import TabularOptions, load_tabular  # pandas: import when needed
+
+        cats = categorical if categorical in (None, "auto") else tuple(categorical)
+        options = TabularOptions(label_column, cats, impute, tuple(ignore_columns))  # type: ignore[arg-type]
+        return load_tabular(p, options)[0]
     dataset = USER_FORMATS.get(kind)(p, label_column)
     present = np.unique(dataset.y)
     if len(present) < 2:

@@ -84,6 +84,13 @@ def train_module(
     from miaudit.models.schedules import learning_rate
     from miaudit.models.seeding import epoch_permutation, order_generator
 
+    if getattr(recipe, "standardize", False):  # this loop would silently train on raw inputs
+        from miaudit.errors import ConfigError
+
+        raise ConfigError(
+            "training-time defenses do not support the standardize training option yet; "
+            "standardize the data before the audit or train without the defense"
+        )
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.ascontiguousarray(y))
     model.train()

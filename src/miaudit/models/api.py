@@ -19,6 +19,7 @@ from miaudit.models.inputs import as_features, as_index_array, as_labels, check_
 from miaudit.models.progress import ProgressCallback
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.seeding import check_seed
+from miaudit.models.standardize import standardized_estimator
 
 if set(ARCHITECTURES.names()) & set(ESTIMATORS.names()):  # one name space: names must not clash
     raise RuntimeError("a name is registered both as an architecture and as an estimator")
@@ -48,8 +49,11 @@ def fit_classifier(
     For a torch architecture (``mlp``, ``cnn``), ``options`` are architecture options and
     ``recipe`` the training recipe (default :class:`TrainingRecipe`); the model comes from
     ``cache`` when it holds it, keyed by ``data_fingerprint`` (default: a hash of x and y) and
-    the indices. For a scikit-learn estimator, ``options`` go to its constructor, and
-    ``recipe``, ``cache`` and ``progress`` are ignored (estimators are cheap and never cached).
+    the indices. For a scikit-learn estimator, ``options`` go to its constructor, and of the
+    recipe only ``standardize`` is used (``Pipeline(StandardScaler, estimator)``, the scaler
+    fitted on the training records); ``cache`` and ``progress`` are ignored (estimators are
+    cheap and never cached). With ``recipe.standardize`` a torch model standardizes with the
+    statistics of its training records (``miaudit.models.standardize``).
     """
     num_classes = check_num_classes(num_classes)
     seed = check_seed(seed)
@@ -68,14 +72,24 @@ def fit_classifier(
         (module,) = bank.train(x_np, y_np, [idx], [seed], data_fingerprint=data_fingerprint)
         return TorchClassifier(module, num_classes, tuple(x_np.shape[1:]))
     if model_name in ESTIMATORS:
-        return _fit_estimator(model_name, x_np[idx], y_np[idx], num_classes, seed, options)
+        standardize = bool(getattr(recipe, "standardize", False))
+        return _fit_estimator(model_name, x_np[idx], y_np[idx], num_classes, seed, options, standardize=standardize)
     raise UnknownNameError(f"unknown model {model_name!r}; choose one of: {', '.join(model_names())}")
 
 
 def _fit_estimator(
-    name: str, x: np.ndarray, y: np.ndarray, num_classes: int, seed: int, options: dict[str, Any] | None
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    seed: int,
+    options: dict[str, Any] | None,
+    *,
+    standardize: bool = False,
 ) -> SklearnClassifier:
     estimator = make_estimator(name, seed, options)
+    if standardize:
+        estimator = standardized_estimator(estimator)
     try:
         estimator.fit(x.reshape(len(x), -1), y)
     except ValueError as exc:  # scikit-learn's errors for bad parameters and unusable data

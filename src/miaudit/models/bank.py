@@ -18,6 +18,12 @@ batched-matmul engine (``engine_mlp``), other architectures ``torch.func.vmap``
 With a :class:`ModelCache`, models already on disk are loaded, only the missing ones are
 trained, in chunks of at most ``max_models_per_pass``, and each chunk is saved as soon as it
 finishes: an interrupted run resumes without retraining any finished chunk.
+
+With ``recipe.standardize``, model k standardizes its inputs with the mean and std of
+``x[subsets[k]]`` (its own records, never another model's): the engine standardizes each
+model's batches after the gather, and the returned module is a
+:class:`~miaudit.models.standardize.Standardized` wrapper around the trained network. The
+cache holds the network's weights only; the statistics are recomputed from the data.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from miaudit.models.inputs import as_features, as_index_array, as_labels, check_
 from miaudit.models.progress import BankProgress, ProgressCallback, RichProgress
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.seeding import check_seed
+from miaudit.models.standardize import Standardized, input_stats
 from miaudit.models.train import new_model
 
 DEFAULT_MODELS_PER_PASS = 16  # Location30 MLPs: small enough to stay in cache, large enough to amortise
@@ -112,18 +119,22 @@ class ModelBank:
                 )  # fmt: skip
                 for sub, seed in zip(subs, seed_list, strict=True)
             ]
+        stats = [input_stats(x_np, sub) for sub in subs] if self.recipe.standardize else None
         models: list[nn.Module | None] = [self._load(key, input_shape) for key in keys]
         todo = [i for i, m in enumerate(models) if m is None]
         xt, yt = to_tensors(x_np, y_np)
         chunks = [todo[i : i + self.max_models_per_pass] for i in range(0, len(todo), self.max_models_per_pass)]
         if self.executor is not None and not self.executor.in_process:
             self._train_elsewhere(x_np, y_np, subs, seed_list, chunks, keys, models, input_shape)
-            return [m for m in models if m is not None]
+            return _with_stats([m for m in models if m is not None], stats)
         with self._reporter() as report:
             done = len(subs) - len(todo)
             for c, chunk in enumerate(chunks):
                 on_epoch = _epoch_hook(report, c, len(chunks), len(chunk), done, len(subs), self.recipe.epochs)
-                trained = self._train_chunk(xt, yt, [subs[i] for i in chunk], [seed_list[i] for i in chunk], on_epoch)
+                trained = self._train_chunk(
+                    xt, yt, [subs[i] for i in chunk], [seed_list[i] for i in chunk], on_epoch,
+                    None if stats is None else [stats[i] for i in chunk],
+                )  # fmt: skip
                 for i, module in zip(chunk, trained, strict=True):
                     models[i] = module
                     key = keys[i]
@@ -133,7 +144,7 @@ class ModelBank:
                 done += len(chunk)
                 if report is not None:
                     report(BankProgress(c, len(chunks), self.recipe.epochs, self.recipe.epochs, len(chunk), done, len(subs), done=True))
-        return [m for m in models if m is not None]
+        return _with_stats([m for m in models if m is not None], stats)
 
     def _train_elsewhere(
         self,
@@ -176,12 +187,16 @@ class ModelBank:
         subsets: list[np.ndarray],
         seeds: list[int],
         on_epoch: Callable[[int], None] | None,
+        stats: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> list[nn.Module]:
         input_shape = tuple(x.shape[1:])
         plan = ChunkPlan([torch.from_numpy(s) for s in subsets], seeds, self.recipe.batch_size)
         modules = [new_model(self.arch, input_shape, self.num_classes, seeds[i]) for i in plan.stack_order]
         engine_cls = ENGINES.get(ARCHITECTURES.get(self.arch.name).engine)
-        engine = engine_cls(self.arch, self.recipe, input_shape, self.num_classes, modules, plan)
+        stacked = None
+        if stats is not None:  # rows in stack order, like the modules
+            stacked = tuple(torch.from_numpy(np.stack([stats[i][j] for i in plan.stack_order])) for j in (0, 1))
+        engine = engine_cls(self.arch, self.recipe, input_shape, self.num_classes, modules, plan, stacked)
         trained = engine.fit(x, y, on_epoch)
         by_position: list[nn.Module] = [nn.Module()] * len(subsets)
         for row, position in enumerate(plan.stack_order):
@@ -208,6 +223,13 @@ class ModelBank:
         if self.progress:
             return RichProgress(f"training {self.arch.name} models")
         return nullcontext(None)
+
+
+def _with_stats(modules: list[nn.Module], stats: list[tuple[np.ndarray, np.ndarray]] | None) -> list[nn.Module]:
+    """Each trained network behind its own standardization, when the recipe standardizes."""
+    if stats is None:
+        return modules
+    return [Standardized(m, mean, std).eval() for m, (mean, std) in zip(modules, stats, strict=True)]
 
 
 def _epoch_hook(

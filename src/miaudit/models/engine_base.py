@@ -30,9 +30,14 @@ class StackedEngine(ABC):
 
     Subclasses set ``self.params`` (stacked tensors, shape (K, ...)) in :meth:`setup` and
     implement :meth:`gradients` and :meth:`export`.
+
+    ``input_stats`` (per-model ``mean`` and ``std``, each (K, *input_shape), rows in
+    ``plan.stack_order``) makes every model see its batch as ``(x - mean_k) / std_k``: the same
+    float32 operations ``train_one`` applies to the whole data set, so the bank stays exact.
     """
 
     params: list[torch.Tensor]
+    input_stats: tuple[torch.Tensor, torch.Tensor] | None
 
     def __init__(
         self,
@@ -42,7 +47,9 @@ class StackedEngine(ABC):
         num_classes: int,
         modules: Sequence[nn.Module],
         plan: ChunkPlan,
+        input_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
+        self.input_stats = input_stats
         self.arch = arch
         self.recipe = recipe
         self.input_shape = input_shape
@@ -62,6 +69,13 @@ class StackedEngine(ABC):
         """Gradients (matching ``self.params``, at least ``rows`` rows) of the weighted
         cross-entropy of models ``[0, rows)`` at ``step`` of the epoch; ``idx`` (record indices),
         ``y`` and ``w`` (row weights) are (rows, batch_size)."""
+
+    def standardize_batch(self, xb: torch.Tensor, rows: int) -> torch.Tensor:
+        """Standardize, in place, the gathered batch (rows, batch, *features) of models ``[0, rows)``."""
+        if self.input_stats is None:
+            return xb
+        mean, std = self.input_stats
+        return xb.sub_(mean[:rows].unsqueeze(1)).div_(std[:rows].unsqueeze(1))
 
     def begin_epoch(self, idx: torch.Tensor) -> None:
         """Called with the epoch's record indices (max_steps, num_models, batch_size) before its steps."""

@@ -38,7 +38,7 @@ class FunctionalEngine(StackedEngine):
     def gradients(
         self, x: torch.Tensor, step: int, idx: torch.Tensor, y: torch.Tensor, w: torch.Tensor, rows: int
     ) -> Sequence[torch.Tensor]:
-        xb = x[idx]  # (rows, batch, *input_shape)
+        xb = self.standardize_batch(x[idx], rows)  # (rows, batch, *input_shape)
         p = {n: t[:rows] for n, t in self.stacked.items()}
         b = {n: t[:rows] for n, t in self.buffers.items()}
         with torch.enable_grad():

@@ -14,7 +14,9 @@ Layout choices for speed, all exact:
   Purchase100) are kept as uint8, so gathering a batch reads a quarter of the bytes and the
   data set stays in cache beside the weights; the batch is converted back to float32 exactly;
 * for sparse 0/1 features the first layer's forward sums weight rows instead of multiplying
-  (``miaudit.models.sparse_input``).
+  (``miaudit.models.sparse_input``); not with standardized inputs, which are no longer 0/1;
+* standardized inputs (``input_stats``) are standardized after the gather, per model, with the
+  padding columns given mean 0 and std 1 so they stay zero.
 """
 
 from __future__ import annotations
@@ -57,10 +59,17 @@ class StackedMLPEngine(StackedEngine):
         # dins[i]: gradient w.r.t. the output of layer i (i < last), reused every step.
         self.dins = [torch.empty(k, bs, h) for h in widths[:-1]]
         self.sparse: SparseBinaryInput | None = None
+        if self.input_stats is not None:
+            pad = self.padded_in - self.in_features
+            mean, std = (t.reshape(k, -1) for t in self.input_stats)
+            self.input_stats = (
+                nn.functional.pad(mean, (0, pad)),
+                nn.functional.pad(std, (0, pad), value=1.0),
+            )
 
     def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
         flat = nn.functional.pad(x.reshape(len(x), -1), (0, self.padded_in - self.in_features))
-        if is_sparse_binary(flat):
+        if self.input_stats is None and is_sparse_binary(flat):
             self.sparse = SparseBinaryInput(flat, self.plan.num_models, self.plan.batch_size, self.padded_in)
         small = flat.to(torch.uint8)
         if torch.equal(small.to(flat.dtype), flat):
@@ -112,7 +121,7 @@ class StackedMLPEngine(StackedEngine):
             small = self.x_small[:rows]
             torch.index_select(x, 0, flat_idx, out=small.view(len(flat_idx), -1))
             xb.copy_(small)
-        return xb
+        return self.standardize_batch(xb, rows)
 
     def export(self) -> list[nn.Module]:
         with torch.no_grad():

@@ -51,12 +51,16 @@ def train_job(job: TrainJob, x: np.ndarray, y: np.ndarray, threads: int | None =
     import torch
 
     from miaudit.models.bank import ModelBank  # the bank imports this module
+    from miaudit.models.standardize import inner_module
 
     if threads is not None:
         torch.set_num_threads(threads)
     bank = ModelBank(job.arch, job.recipe, num_classes=job.num_classes, max_models_per_pass=max(1, len(job.seeds)))
     modules = bank.train(x, y, list(job.subsets), list(job.seeds))
-    return [{k: v.detach().contiguous().numpy().copy() for k, v in m.state_dict().items()} for m in modules]
+    # The network's weights only: the calling bank recomputes standardization statistics itself.
+    return [
+        {k: v.detach().contiguous().numpy().copy() for k, v in inner_module(m).state_dict().items()} for m in modules
+    ]
 
 
 class Executor(ABC):

@@ -8,6 +8,8 @@ import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from miaudit.errors import ConfigError
 from miaudit.models.optim import OPTIMIZERS
 from miaudit.models.schedules import SCHEDULE_PARAMS, SCHEDULES
@@ -28,6 +30,12 @@ class TrainingRecipe:
     only: another schedule refuses them unless they keep their defaults, and :meth:`to_dict`
     writes them only for the step schedule, so recipes (and cache keys) that never use them are
     what they were before these fields existed.
+
+    ``standardize=True`` makes every model trained with this recipe standardize its inputs with
+    the per-feature mean and standard deviation of its own training records (see
+    ``miaudit.models.standardize``): the target with its members', each shadow or reference
+    model with its own subset's. Like ``milestones``, it appears in :meth:`to_dict` (and cache
+    keys) only when True, so recipes without it keep their keys.
     """
 
     optimizer: str = "adam"
@@ -39,6 +47,7 @@ class TrainingRecipe:
     schedule: str = "constant"
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
+    standardize: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -62,6 +71,9 @@ class TrainingRecipe:
                 raise ConfigError(
                     f"training option {name} applies to the step schedule only, not to schedule {self.schedule!r}"
                 )
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise ConfigError(f"training option standardize must be true or false, got {self.standardize!r}")
+        object.__setattr__(self, "standardize", bool(self.standardize))
         if self.schedule == "step" and not self.milestones:
             raise ConfigError("the step schedule needs milestones (epochs at which the rate is multiplied by gamma)")
         # Normalise numpy scalars and ints given for floats (lr=1) so that equal recipes hash alike.
@@ -75,8 +87,11 @@ class TrainingRecipe:
         return {name: getattr(self, name) for name in SCHEDULE_PARAMS.get(self.schedule, ())}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able fields; ``milestones``/``gamma`` only when the schedule uses them."""
+        """JSON-able fields; ``milestones``/``gamma`` only when the schedule uses them,
+        ``standardize`` only when True."""
         data = asdict(self)
+        if not self.standardize:
+            del data["standardize"]
         used = SCHEDULE_PARAMS.get(self.schedule, ())
         for name in ("milestones", "gamma"):
             if name not in used:

@@ -19,6 +19,7 @@ from miaudit.models.inputs import as_features, as_labels, check_num_classes, to_
 from miaudit.models.optim import OPTIMIZERS
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.models.schedules import learning_rate
+from miaudit.models.standardize import Standardized, input_stats, standardize
 from miaudit.models.seeding import check_seed, epoch_permutation, init_generator, order_generator
 
 
@@ -43,11 +44,16 @@ def train_one(
     """Train one model of ``arch`` on all of (x, y) with ``recipe``; returns it in eval mode.
 
     Each epoch visits the records in a fresh permutation, in ``ceil(n / batch_size)`` batches
-    (the last may be short), minimising the mean cross-entropy of the logits.
+    (the last may be short), minimising the mean cross-entropy of the logits. With
+    ``recipe.standardize`` the network trains on ``(x - mean) / std`` of this x and is returned
+    inside a :class:`~miaudit.models.standardize.Standardized` wrapper holding those statistics.
     """
     num_classes = check_num_classes(num_classes)
     seed = check_seed(seed)
     x_np = as_features(x)
+    stats = input_stats(x_np) if recipe.standardize else None
+    if stats is not None:
+        x_np = standardize(x_np, *stats)
     xt, yt = to_tensors(x_np, as_labels(y, len(x_np), num_classes))
     model = new_model(arch, tuple(x_np.shape[1:]), num_classes, seed)
     model.train()
@@ -64,4 +70,4 @@ def train_one(
             loss = F.cross_entropy(model(xt[idx]), yt[idx])
             loss.backward()
             optimizer.step()
-    return model.eval()
+    return model.eval() if stats is None else Standardized(model, *stats).eval()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -24,6 +25,7 @@ from miaudit.errors import MiauditError
 from miaudit.io_utils import atomic_path, sha256_file
 from miaudit.models.architectures import ArchConfig, build_module
 from miaudit.models.classifier import TorchClassifier
+from miaudit.models.standardize import Standardized
 
 MODEL_DIR_FORMAT = "miaudit-model-dir"
 MODEL_DIR_VERSION = 1
@@ -78,6 +80,7 @@ def save_model_dir(
         "class_names": names,
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": digest,
+        **({"standardized": True} if isinstance(classifier.module, Standardized) else {}),
     }
     with atomic_path(folder / META_FILE) as tmp:
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -148,6 +151,8 @@ def load_model_dir(path: str | Path) -> TorchClassifier:
     try:
         arch = ArchConfig.from_dict(meta["arch"])
         module = build_module(arch, input_shape, num_classes, empty=True)
+        if meta.get("standardized") is True:  # TrainingRecipe.standardize: mean/std come with the weights
+            module = Standardized(module, np.zeros(input_shape, np.float32), np.ones(input_shape, np.float32))
     except MiauditError as exc:
         raise ModelDirError(f"{folder / META_FILE} describes an architecture miaudit cannot build ({exc})") from None
     try:
