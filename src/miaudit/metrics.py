@@ -721,19 +721,3 @@ def evaluate(
         roc_tpr=roc_tpr,
     )
 
-
-MAJORITY_TOLERANCE = 0.005
-"""A target within this of the majority-class rate is reported as predicting little more than it."""
-
-
-def majority_class_rate(y_train: np.ndarray, y_test: np.ndarray) -> float:
-    """Test accuracy of always predicting the training set's most frequent class.
-
-    An audit of a target at this rate measures a near-constant predictor: little leakage is then
-    no evidence of privacy (the audit warns).
-    """
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    if len(y_train) == 0 or len(y_test) == 0:
-        return 0.0
-    values, counts = np.unique(y_train, return_counts=True)
-    return float((y_test == values[np.argmax(counts)]).mean())

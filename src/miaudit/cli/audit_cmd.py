@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, console
+from miaudit.cli.common import (
+    COMMANDS,
+    Command,
+    add_data_dir_flag,
+    add_executor_flags,
+    add_output_flags,
+    console,
+    parse_int_list,
+)
+from miaudit.cli.tabular_flags import add_tabular_flags, tabular_options
 from miaudit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -17,11 +26,24 @@ if TYPE_CHECKING:
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="registered data set (see `miaudit datasets list`) or a CSV/.npz/image-folder path")
-    p.add_argument("--label-column", default=None, help="label column of a CSV data set (default: a column named label, labels, y, class or target)")
-    p.add_argument("--model", default=None, help="target model (see `miaudit models`); default depends on the data set")
+    what = p.add_argument_group("what is audited (a data set to train a target on, or your own model and records)")
+    what.add_argument("--dataset", default=None, help="registered data set (see `miaudit datasets list`) or a CSV/.npz/image-folder path; miaudit trains the target")
+    what.add_argument("--model-file", default=None, metavar="FILE", help="your own model: .skops (scikit-learn), .onnx, .pt (TorchScript); give --train and --test")
+    what.add_argument("--target", default=None, metavar="URL", help="a served model (miaudit serve or the same protocol); with --train/--test, or with --dataset (then trained on its split: audit --save-target)")
+    what.add_argument("--outputs", default=None, metavar="FILE", help="only the model's outputs: .npz (logits or probabilities, labels, is_member) or .csv (label, is_member, logit_0.. or prob_0..)")
+    what.add_argument("--train", default=None, metavar="FILE", help="the model's training records (the members): CSV, or .npz with arrays x, y")
+    what.add_argument("--test", default=None, metavar="FILE", help="records the model never saw (the non-members), same format as --train")
+    what.add_argument("--pool", default=None, metavar="FILE", help="further same-distribution records the attacker may use (default: --pool-share of --test, not evaluated)")
+    what.add_argument("--pool-share", type=float, default=0.5, help="without --pool: the share of --test held out as the attacker's pool (default 0.5)")
+    what.add_argument("--shadow-model", default=None, metavar="same|NAME", help="the attacker's stand-in for your model in shadow/reference models: 'same' (clone a scikit-learn estimator) or a miaudit model name")
+    what.add_argument("--onnx-outputs", default="logits", choices=["logits", "probabilities"], help="what an ONNX model's first output is")
+    what.add_argument("--trusted-type", action="append", default=[], metavar="TYPE", help="a type a .skops file may hold beyond scikit-learn's own (repeatable; only for files you trust)")
+    p.add_argument("--label-column", default=None, help="label column of CSV data (default: a column named label, labels, y, class or target)")
+    add_tabular_flags(p)
+    p.add_argument("--model", default=None, help="target model trained here (see `miaudit models`); default depends on the data set")
+    p.add_argument("--split", default=None, metavar="IN,OUT,POOL", help="records in the target's training set, its held-out set and the attacker's pool (a data set trained here)")
     p.add_argument("--seed", type=int, default=0, help="the one seed behind every split, initialisation and sample")
-    p.add_argument("--out", default="results/audit", help="results folder (results.json, scores.csv)")
+    p.add_argument("--out", default="results/audit", help="results folder (results.json, scores.csv, report.html)")
     p.add_argument("--threat-model", default="gray-box", help="black-box | gray-box | white-box | white-box-partial | label-only")
     p.add_argument("--output", default=None, metavar="ACCESS", help="override what one query returns: label | topK (e.g. top3) | full")
     p.add_argument("--query-budget", type=int, default=None, metavar="N", help="queries (records) each attack may make; each attack has its own budget, and one that runs out is skipped")
@@ -37,11 +59,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
         help="shadow / reference models the attacker trains (default 4; cached, so a rerun trains none)",
     )
     p.add_argument("--epochs", type=int, default=None, help="override the training recipe's epochs")
+    p.add_argument("--standardize", choices=["auto", "yes", "no"], default="auto", help="standardize inputs inside targets trained here, with statistics of their own training records (auto: yes for user files)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
+    p.add_argument("--fail-on-leak", default=None, metavar="LEVEL", help="exit 1 when the verdict is at least LEVEL (low | medium | high): a CI gate")
     p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")
-    p.add_argument("--target", default=None, metavar="URL", help="attack a model served by `miaudit serve` at URL instead of training one (it must have been trained on this data set, seed and split)")
     p.add_argument("--api-key", default=None, help="API key for --target")
-    p.add_argument("--save-target", default=None, metavar="DIR", help="also save the trained target (torch models) as a model folder for `miaudit serve`")
+    p.add_argument("--save-target", default=None, metavar="DIR", help="also save the trained target as a model folder for `miaudit serve`")
     p.add_argument("--no-cache", action="store_true", help="train everything afresh and cache nothing")
     add_executor_flags(p)
     p.add_argument("--no-report", action="store_true", help="do not write report.html (the HTML report) into --out")
@@ -88,20 +111,111 @@ def parse_attack_options(items: list[str]) -> dict[str, dict[str, object]]:
     return options
 
 
-def _run(args: argparse.Namespace) -> int:
-    from miaudit.attacks import ATTACKS
-    from miaudit.threat import short_description
-    from miaudit.experiments import AuditConfig, result_summary, run_audit, write_results
-    from miaudit.models.executors import executor_from_options
+def _npz_records(path: str, flag: str) -> tuple[object, object]:
+    from miaudit.targets.external import read_npz
+
+    arrays = read_npz(path, flag)
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise ConfigError(f"{flag} {Path(path).name}: missing array(s) {', '.join(missing)} (need x and y)")
+    return arrays["x"], arrays["y"]
+
+
+def own_data_from_args(args: argparse.Namespace) -> object | None:
+    """The user's records from --train / --test / --pool (CSV through the tabular loader, or .npz)."""
+    from miaudit.core.own_data import OwnData
+
+    if args.train is None and args.test is None:
+        if args.pool is not None:
+            raise ConfigError("--pool goes with --train and --test (your model's training and test records)")
+        return None
+    if args.train is None or args.test is None:
+        raise ConfigError("give both --train (the model's training records) and --test (records it never saw)")
+    files = [f for f in (args.train, args.test, args.pool) if f is not None]
+    suffixes = {Path(f).suffix.lower() for f in files}
+    name = " + ".join(Path(f).name for f in (args.train, args.test))
+    if suffixes == {".csv"}:
+        from miaudit.data.tabular import load_tabular_splits
+
+        t = load_tabular_splits(args.train, args.test, args.pool, tabular_options(args))
+        pool = (t.x_pool, t.y_pool) if t.x_pool is not None else None
+        return OwnData(
+            train=(t.x_train, t.y_train), test=(t.x_test, t.y_test), pool=pool, num_classes=t.num_classes,
+            class_names=t.class_names, name=name, pool_share=args.pool_share, preprocessing=t.preprocessing,
+            warnings=tuple(t.warnings),
+        )  # fmt: skip
+    if suffixes == {".npz"}:
+        pool = _npz_records(args.pool, "--pool") if args.pool else None
+        return OwnData(train=_npz_records(args.train, "--train"), test=_npz_records(args.test, "--test"), pool=pool,
+                       name=name, pool_share=args.pool_share)  # fmt: skip
+    raise ConfigError(f"--train/--test/--pool must all be .csv or all .npz files, got {', '.join(sorted(suffixes))}")
+
+
+def source_from_args(args: argparse.Namespace, own: object | None) -> object | None:
+    """The target source named by --model-file / --outputs / --target (None: trained here)."""
+    from miaudit.core.sources import TargetSource
+    from miaudit.targets.external import PrecomputedOutputs
+
+    given = [flag for flag, v in (("--model-file", args.model_file), ("--outputs", args.outputs), ("--target", args.target)) if v]
+    if len(given) > 1:
+        raise ConfigError(f"give one target: {' or '.join(given)}")
+    if args.outputs:
+        if own is not None or args.dataset:
+            raise ConfigError("--outputs holds its own records and truth; leave out --dataset, --train and --test")
+        return TargetSource("outputs", PrecomputedOutputs.load(args.outputs))
+    if args.model_file:
+        if own is None:
+            raise ConfigError("--model-file needs your records: --train (its training records) and --test (records it never saw)")
+        options: dict[str, object] = {"outputs": args.onnx_outputs}
+        if args.trusted_type:
+            options["trusted_types"] = tuple(args.trusted_type)
+        return TargetSource("file", args.model_file, options)
+    if args.target and own is not None:
+        return TargetSource("url", args.target, {"api_key": args.api_key})
+    return None
+
+
+def config_from_args(args: argparse.Namespace) -> object:
+    """The audit plan (:class:`AuditConfig`) the audit command's flags describe."""
+    from miaudit.data.split import SplitSizes
+    from miaudit.experiments import AuditConfig
 
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
-    attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks else None
-    config = AuditConfig(
-        dataset=args.dataset,
-        label_column=args.label_column,
+    if args.bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    attacks = None
+    if args.attacks is not None:
+        attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip())
+        if not attacks:
+            raise ConfigError("--attacks names no attack; give attack names (see `miaudit attacks`) or leave it out")
+    own = own_data_from_args(args)
+    source = source_from_args(args, own)
+    if own is not None and args.dataset:
+        raise ConfigError("give either --dataset (miaudit trains the target) or --train/--test (your model's records)")
+    if source is None and own is None and not args.dataset:
+        raise ConfigError("say what to audit: --dataset NAME|FILE, or --model-file/--target with --train and --test, or --outputs FILE")
+    if own is not None and source is None:
+        raise ConfigError("--train/--test are your model's records: give the model too (--model-file FILE or --target URL)")
+    split = None
+    if args.split is not None:
+        sizes = parse_int_list("--split", args.split)
+        if len(sizes) != 3 or min(sizes) < 1:
+            raise ConfigError(f"--split takes three positive record counts IN,OUT,POOL, got {args.split!r}")
+        split = SplitSizes(target_in=sizes[0], target_out=sizes[1], attacker_pool=sizes[2])
+    recipe: dict[str, object] = {} if args.epochs is None else {"epochs": args.epochs}
+    user_file = bool(args.dataset) and Path(args.dataset).expanduser().exists()
+    if args.standardize == "yes" or (args.standardize == "auto" and user_file):
+        recipe["standardize"] = True
+    options = tabular_options(args)
+    csv_options = {"categorical": options.categorical, "impute": options.impute, "ignore_columns": options.ignore_columns}
+    return AuditConfig(
+        dataset=args.dataset or getattr(own, "name", None) or "precomputed outputs",
+        label_column=args.label_column if own is None else None,
+        csv_options={k: v for k, v in csv_options.items() if v} if user_file else {},
         model=args.model,
         seed=args.seed,
+        split=split,
         threat_model=args.threat_model,
         output=args.output,
         query_budget=args.query_budget,
@@ -109,59 +223,94 @@ def _run(args: argparse.Namespace) -> int:
         attacks=attacks,
         n_shadow_models=args.shadow_models,
         attack_options=parse_attack_options(args.attack_option),
-        recipe={"epochs": args.epochs} if args.epochs is not None else {},
+        recipe=recipe,
         n_bootstrap=args.bootstrap,
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
-        target_url=args.target,
+        target_url=args.target if source is None else None,
         api_key=args.api_key,
+        target=source,
+        own_data=own,
+        shadow_model=args.shadow_model,
     )
+
+
+def print_record(args: argparse.Namespace, record: object, written: str) -> None:
+    """The audit's table, verdict, warnings and notes on the console (or the record as JSON)."""
+    from miaudit.attacks import ATTACKS
+    from miaudit.threat import short_description
+
+    summary = record.summary  # type: ignore[attr-defined]
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
     out = console(args)
+    target, data = summary["target"], summary["dataset"]
+    table = Table(
+        title=f"{data['name']} / {target['model']} / seed {target['seed']} / threat model {summary['threat_model']}",
+        caption="balanced accuracy at each attack's own threshold ('-': uncalibrated, no threshold); n/m = not measurable",
+    )
+    for col in ("attack", "knowledge (output/model/training/data)", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "balanced acc", "queries/record"):
+        table.add_column(col, justify="left" if col in ("attack",) or col.startswith("knowledge") else "right")
+    for name, m in summary["attacks"].items():
+        ci = f" [{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}]" if m.get("auc_ci") else ""
+        table.add_row(
+            name,
+            short_description(ATTACKS.get(name).requirements),
+            f"{m['auc']:.4f}{ci}",
+            _fmt(m["tpr_at_fpr"].get("0.01")),
+            _fmt(m["tpr_at_fpr"].get("0.001")),
+            "-" if m.get("threshold") is None else _fmt(m.get("balanced_accuracy")),
+            f"{m['queries_per_record']:g}",
+        )
+    out.print(table)
+    for name, reason in summary["skipped"].items():
+        out.print(f"skipped {name}: {reason}")
+    ev = summary["evaluation"]
+    out.print(
+        f"target ({target['source']}): accuracy on members {target['train_accuracy']:.4f}, on non-members "
+        f"{target['test_accuracy']:.4f}; {ev['members']} members, {ev['non_members']} non-members evaluated"
+    )
+    for note in ev["notes"]:
+        out.print(f"note: {note}")
+    for warning in summary.get("warnings", []):
+        out.print(f"[bold yellow]warning:[/] {warning}")
+    verdict = summary.get("verdict")
+    if verdict:
+        out.print(f"[bold]verdict: {verdict['level']}[/] - {verdict['headline']}")
+    out.print(f"wrote {written}")
+
+
+def exit_code(args: argparse.Namespace, record: object) -> int:
+    """1 when --fail-on-leak LEVEL is given and the verdict reaches it, else 0."""
+    from miaudit.verdict import level_at_least
+
+    verdict = record.verdict  # type: ignore[attr-defined]
+    if args.fail_on_leak and verdict is not None and level_at_least(verdict.level, args.fail_on_leak):
+        return 1
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from miaudit.experiments import run_audit
+    from miaudit.models.executors import executor_from_options
+    from miaudit.verdict import parse_level
+
+    if args.fail_on_leak:
+        args.fail_on_leak = parse_level(args.fail_on_leak)
+    config = config_from_args(args)
     executor = executor_from_options(args.executor or "local", ray_address=args.ray_address, workers=args.workers)
     try:
         result = run_audit(config, progress=not (args.quiet or args.json), executor=executor)
     finally:
         executor.close()
-    json_path, csv_path = write_results(result, Path(args.out))
+    record = result.record()
+    paths = record.write(Path(args.out), report=not args.no_report)
     if args.save_target:
         _save_target(result, Path(args.save_target))
-    report_path = None
-    if not args.no_report and result.outcomes:
-        from miaudit.report import write_report
-
-        report_path = write_report(Path(args.out))
-    summary = result_summary(result)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
-
-    table = Table(
-        title=f"{result.dataset.name} / {result.model_name} / seed {config.seed} / threat model {summary['threat_model']}",
-        caption="balanced accuracy at each attack's own threshold (source in results.json); n/m = not measurable",
-    )
-    for col in ("attack", "knowledge (output/model/training/data)", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "balanced acc", "queries/record", "target train acc", "target test acc"):
-        table.add_column(col, justify="right" if col[0].isupper() or col.startswith(("TPR", "bal", "queries", "target")) else "left")
-    for o in result.outcomes:
-        m = o.metrics
-        ci = f" [{m.auc_ci[0]:.3f}, {m.auc_ci[1]:.3f}]" if m.auc_ci else ""
-        table.add_row(
-            o.result.attack,
-            short_description(ATTACKS.get(o.result.attack).requirements),
-            f"{m.auc:.4f}{ci}",
-            _fmt(m.tpr_at_fpr.get(0.01)),
-            _fmt(m.tpr_at_fpr.get(0.001)),
-            _fmt(m.balanced_accuracy),
-            f"{o.result.queries_per_record:g}",
-            f"{result.train_accuracy:.4f}",
-            f"{result.test_accuracy:.4f}",
-        )
-    out.print(table)
-    for name, reason in result.skipped.items():
-        out.print(f"skipped {name}: {reason}")
-    written = f"{json_path}, {csv_path}" + (f" and {report_path}" if report_path else "")
-    out.print(f"members {int(result.is_member.sum())}, non-members {int((~result.is_member).sum())}; wrote {written}")
-    return 0
+    print_record(args, record, ", ".join(str(p) for p in paths.values()))
+    return exit_code(args, record)
 
 
 COMMANDS.add("audit", Command("Audit a model: train the target, run the attacks, report.", _configure, _run))

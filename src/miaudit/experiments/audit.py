@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from miaudit import metrics
-from miaudit.metrics import MAJORITY_TOLERANCE, majority_class_rate
+from miaudit.data.baselines import at_majority_rate, majority_class_rate
 from miaudit.attacks import ATTACKS, AttackerKnowledge, AttackResult, ModelSpec
 from miaudit.data import load_dataset, load_user_data
 from miaudit.data.base import Dataset
@@ -34,6 +34,8 @@ class AuditConfig:
 
     dataset: str  # a registered name, or a path to user data (CSV, .npz, image folder)
     label_column: str | None = None  # for CSV user data
+    # For CSV user data: categorical encoding, imputation, ignored columns (miaudit.data.tabular).
+    csv_options: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     model_options: dict[str, Any] | None = None
     recipe: dict[str, Any] = field(default_factory=dict)  # overrides of the default recipe
@@ -136,7 +138,7 @@ def load_audit_data(config: AuditConfig) -> Dataset:
     """A registered data set by name, or the user's own file or folder by path."""
     path = Path(config.dataset).expanduser()
     if path.exists():
-        return load_user_data(path, label_column=config.label_column)
+        return load_user_data(path, label_column=config.label_column, **config.csv_options)
     if config.label_column is not None:
         raise ConfigError(f"--label-column applies to user data files, and {config.dataset!r} is not a file")
     return load_dataset(config.dataset, config.data_dir)
@@ -358,7 +360,7 @@ def prepare_audit(
     test_acc = _accuracy(target, dataset.x[split.target_out], dataset.y[split.target_out])
     warnings = list(getattr(config.own_data, "warnings", ()))
     majority = majority_class_rate(dataset.y[split.target_in], dataset.y[split.target_out])
-    if test_acc <= majority + MAJORITY_TOLERANCE:
+    if at_majority_rate(test_acc, dataset.y[split.target_in], dataset.y[split.target_out]):
         warnings.append(
             f"the target's test accuracy ({test_acc:.3f}) is at the majority-class rate ({majority:.3f}): it predicts "
             "little more than the most frequent class, so low leakage says little; check its features (e.g. standardize)"
