@@ -203,3 +203,11 @@ def test_serve_refuses_torchscript_and_untrusted_files_in_one_line(digits, tmp_p
         assert err.startswith("error:") and "\n" not in err, err
     assert main(["serve", str(custom), "--output", "full", "--trusted-type", "x"]) == 2
     assert "ShiftedLogisticRegression" in capsys.readouterr().err
+
+
+def test_an_estimator_takes_records_of_any_shape_with_its_feature_count(digits, tmp_path):
+    x, y = digits
+    loaded = load_model_file(_dump(LogisticRegression(max_iter=200).fit(x, y), tmp_path / "lr.skops"))
+    np.testing.assert_array_equal(loaded.predict_proba(x.reshape(-1, 1, 8, 8)), loaded.predict_proba(x))
+    with pytest.raises(InputError, match="64 features"):
+        loaded.predict_proba(x[:, :63])

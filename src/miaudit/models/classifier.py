@@ -8,6 +8,7 @@ float64 (so attacks that use logits and attacks that use probabilities see the s
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -95,7 +96,8 @@ class SklearnClassifier(LogitClassifier):
     An estimator trained on a subset missing some classes knows only ``estimator.classes_``;
     its probability columns are placed at those class indices and the absent classes get
     probability 0 (log-probability ``log(floor)``). ``columns`` overrides that placement (one
-    output column per entry of ``classes_``); ``input_shape``, when given, is checked on every call.
+    output column per entry of ``classes_``); ``input_shape``, when given, fixes the number of
+    features (records of any shape with that many values are flattened).
     """
 
     def __init__(
@@ -119,7 +121,11 @@ class SklearnClassifier(LogitClassifier):
         self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
 
     def predict_logits(self, x: np.ndarray) -> np.ndarray:
-        arr = _check_x(x, self.input_shape)
+        arr = _check_x(x, None)
+        if self.input_shape is not None and math.prod(arr.shape[1:]) != math.prod(self.input_shape):
+            raise InputError(
+                f"model expects records of {math.prod(self.input_shape)} features (shaped {list(self.input_shape)}), got {arr.shape}"
+            )
         try:
             known = self.estimator.predict_proba(arr.reshape(len(arr), -1))
         except ValueError as exc:  # scikit-learn's own input checks, e.g. a wrong feature count
