@@ -1,4 +1,8 @@
-"""``miaudit serve``: put a saved model folder behind the HTTP prediction API (uvicorn)."""
+"""``miaudit serve MODEL``: put a model behind the HTTP prediction API (uvicorn).
+
+MODEL is a model folder (``save_target`` / ``audit --save-target``: torch or scikit-learn) or a
+model file trained elsewhere: a scikit-learn estimator saved with skops (``.skops``) or an ONNX
+model (``.onnx``)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,14 @@ from miaudit.errors import ConfigError
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model_dir", metavar="MODEL_DIR", help="folder written by save_model_dir (model.json + model.safetensors)")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a model folder (model.json + model.safetensors or model.skops) or a model file: .skops (scikit-learn) or .onnx",
+    )
+    p.add_argument("--input-shape", default=None, metavar="SHAPE", help="model files only: one record's shape, e.g. 64 or 1,28,28 (needed when the file does not fix it)")
+    p.add_argument("--outputs", default="logits", choices=["logits", "probabilities"], help="what an ONNX model's first output is")
+    p.add_argument("--trusted-type", action="append", default=[], metavar="TYPE", help="skops only: also load this type (as named in the refusal); repeat for several")
     p.add_argument("--output", required=True, help="what answers release: label, topK (e.g. top3) or full")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
@@ -32,7 +43,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from miaudit.targets.model_dir import load_model_dir, read_model_meta
+    from miaudit.targets.saving import load_target, parse_input_shape
     from miaudit.targets.server import create_app
 
     if not 0 <= args.port <= 65535:
@@ -43,8 +54,9 @@ def _run(args: argparse.Namespace) -> int:
         from miaudit.defenses import parse_defense
 
         parse_defense(args.defense)  # a bad spec fails before the model is loaded
-    classifier = load_model_dir(args.model_dir)
-    meta = read_model_meta(args.model_dir)
+    shape = parse_input_shape(args.input_shape) if args.input_shape is not None else None
+    served = load_target(args.model, input_shape=shape, outputs=args.outputs, trusted_types=args.trusted_type)
+    classifier = served.classifier
     if args.defense is not None:
         from miaudit.defenses.serving import defend_served_model
 
@@ -52,7 +64,12 @@ def _run(args: argparse.Namespace) -> int:
     elif args.defense_data is not None:
         raise ConfigError("--defense-data goes with --defense memguard")
     app = create_app(
-        classifier, output=args.output, max_batch=args.max_batch, api_keys=args.api_key, class_names=meta.get("class_names", ())
+        classifier,
+        output=args.output,
+        max_batch=args.max_batch,
+        api_keys=args.api_key,
+        input_shape=served.input_shape,
+        class_names=served.class_names,
     )
     import uvicorn
 

@@ -8,6 +8,7 @@ float64 (so attacks that use logits and attacks that use probabilities see the s
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -94,21 +95,42 @@ class SklearnClassifier(LogitClassifier):
 
     An estimator trained on a subset missing some classes knows only ``estimator.classes_``;
     its probability columns are placed at those class indices and the absent classes get
-    probability 0 (log-probability ``log(floor)``).
+    probability 0 (log-probability ``log(floor)``). ``columns`` overrides that placement (one
+    output column per entry of ``classes_``); ``input_shape``, when given, fixes the number of
+    features (records of any shape with that many values are flattened).
     """
 
-    def __init__(self, estimator: Any, num_classes: int, floor: float = LOG_PROB_FLOOR) -> None:
-        classes = np.asarray(estimator.classes_)
-        if classes.dtype.kind not in "iu" or classes.min() < 0 or classes.max() >= num_classes:
-            raise InputError(f"estimator classes {classes.tolist()} are not indices in [0, {num_classes})")
+    def __init__(
+        self,
+        estimator: Any,
+        num_classes: int,
+        floor: float = LOG_PROB_FLOOR,
+        *,
+        input_shape: tuple[int, ...] | None = None,
+        columns: np.ndarray | None = None,
+    ) -> None:
+        if columns is None:
+            classes = np.asarray(estimator.classes_)
+            if classes.dtype.kind not in "iu" or classes.min() < 0 or classes.max() >= num_classes:
+                raise InputError(f"estimator classes {classes.tolist()} are not indices in [0, {num_classes})")
+            columns = classes
         self.estimator = estimator
         self.num_classes = int(num_classes)
-        self.columns = classes.astype(np.int64)
+        self.columns = np.asarray(columns).astype(np.int64)
         self.floor = floor
+        self.input_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
 
     def predict_logits(self, x: np.ndarray) -> np.ndarray:
         arr = _check_x(x, None)
-        known = self.estimator.predict_proba(arr.reshape(len(arr), -1))
+        if self.input_shape is not None and math.prod(arr.shape[1:]) != math.prod(self.input_shape):
+            raise InputError(
+                f"model expects records of {math.prod(self.input_shape)} features (shaped {list(self.input_shape)}), got {arr.shape}"
+            )
+        try:
+            known = self.estimator.predict_proba(arr.reshape(len(arr), -1))
+        except ValueError as exc:  # scikit-learn's own input checks, e.g. a wrong feature count
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"{type(self.estimator).__name__} failed on inputs shaped {arr.shape}: {first}") from None
         proba = np.zeros((len(arr), self.num_classes), dtype=np.float64)
         proba[:, self.columns] = known
         return np.log(np.maximum(proba, self.floor))

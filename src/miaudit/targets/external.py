@@ -13,6 +13,9 @@ target miaudit trains itself.
 - :class:`OnnxClassifier`: an ONNX model run by ``onnxruntime`` (an optional dependency), whose
   first output is logits or, with ``outputs="probabilities"``, probabilities.
 - :class:`TorchModuleClassifier`: an in-process ``torch.nn.Module`` (Python API).
+- :class:`EstimatorClassifier`: a scikit-learn classifier from a skops file
+  (:func:`load_skops_estimator`, type policy in :mod:`miaudit.targets.skops_files`); its
+  columns follow ``classes_``, which may hold any labels.
 - :class:`PrecomputedOutputs`: no model at all, only its outputs on the evaluated records, read
   from ``.npz`` (``allow_pickle=False``) or CSV.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import csv
 import warnings
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,48 +229,91 @@ class TorchModuleClassifier(TorchClassifier):
         super().__init__(module, num_classes, input_shape)
 
 
-def load_skops_estimator(path: str | Path, *, num_classes: int | None = None) -> SklearnClassifier:
-    """A scikit-learn estimator saved with skops (``skops.io.dump``), never with pickle.
+class EstimatorClassifier(SklearnClassifier):
+    """A fitted scikit-learn classifier trained elsewhere: output column ``j`` is the class
+    ``classes_[j]`` (string labels, non-contiguous integers, any order scikit-learn keeps).
 
-    skops rebuilds the object from a schema; any type outside skops' default trusted set (scikit-learn
-    estimators, numpy arrays) is refused with its name, so a hostile file cannot run code.
+    ``classes_`` and :meth:`encode_labels` map the user's labels to those columns;
+    ``input_shape`` defaults to ``(n_features_in_,)`` when the estimator records it.
     """
-    try:
-        import skops.io as sio
-    except ImportError:
-        raise ConfigError("reading .skops files needs skops: pip install 'miaudit[sklearn-files]'") from None
+
+    def __init__(self, estimator: Any, *, input_shape: tuple[int, ...] | None = None, source: str = "estimator") -> None:
+        classes = getattr(estimator, "classes_", None)
+        if classes is None or not hasattr(estimator, "predict_proba"):
+            raise DataError(f"{source} is not a fitted classifier with predict_proba (no classes_)")
+        classes = np.asarray(classes)
+        if classes.ndim != 1 or len(classes) < 2:
+            raise DataError(f"{source} has classes_ shaped {classes.shape}; miaudit needs one label per class, two or more")
+        if len(set(classes.tolist())) != len(classes):
+            raise DataError(f"{source} has repeated labels in classes_")
+        n_features = getattr(estimator, "n_features_in_", None)
+        if input_shape is None and isinstance(n_features, (int, np.integer)) and n_features > 0:
+            input_shape = (int(n_features),)
+        elif input_shape is not None and isinstance(n_features, (int, np.integer)):
+            if int(np.prod(input_shape)) != int(n_features):
+                raise ConfigError(f"input shape {list(input_shape)} has {int(np.prod(input_shape))} features; {source} takes {int(n_features)}")
+        super().__init__(estimator, len(classes), input_shape=input_shape, columns=np.arange(len(classes)))
+        self.classes_ = classes
+        self.source = source
+
+    @property
+    def class_names(self) -> list[str]:
+        """The labels of the output columns, as strings."""
+        return [str(c) for c in self.classes_.tolist()]
+
+    def encode_labels(self, labels: Any) -> np.ndarray:
+        """Column indices (int64) of ``labels`` given in the estimator's own labels; a label the
+        estimator does not know is an :class:`InputError`. Integer labels that are already
+        ``0..C-1`` in ``classes_`` order come back unchanged."""
+        y = np.asarray(labels)
+        if y.ndim != 1:
+            raise InputError(f"labels must be one-dimensional, got shape {y.shape}")
+        index = {c: i for i, c in enumerate(self.classes_.tolist())}
+        try:
+            out = np.fromiter((index[v] for v in y.tolist()), dtype=np.int64, count=len(y))
+        except KeyError as exc:
+            shown = ", ".join(self.class_names[:10]) + (", ..." if len(self.class_names) > 10 else "")
+            raise InputError(f"label {exc.args[0]!r} is not one of {self.source}'s classes ({shown})") from None
+        except TypeError:  # unhashable values
+            raise InputError(f"labels of dtype {y.dtype} cannot be matched to {self.source}'s classes") from None
+        return out
+
+
+def load_skops_estimator(
+    path: str | Path, *, trusted_types: Iterable[str] = (), input_shape: tuple[int, ...] | None = None
+) -> EstimatorClassifier:
+    """A scikit-learn classifier saved with skops (``skops.io.dump``), never unpickled.
+
+    Types outside miaudit's policy (:mod:`miaudit.targets.skops_files`: scikit-learn's own
+    estimators, numpy data, plain Python data; no callables) are refused with their names
+    unless listed in ``trusted_types``. The number of classes comes from ``classes_``.
+    """
+    from miaudit.targets.skops_files import read_skops
+
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"model file {p} does not exist")
-    try:
-        untrusted = sio.get_untrusted_types(file=p)
-        if untrusted:
-            raise DataError(f"{p.name} holds types miaudit will not load ({', '.join(untrusted)}); save a plain scikit-learn estimator")
-        estimator = sio.load(p)
-    except DataError:
-        raise
-    except Exception as exc:  # zip, JSON or schema errors from a corrupt file
-        raise DataError(f"{p.name} is not a readable skops file ({type(exc).__name__}); save it again with skops.io.dump") from None
-    classes = getattr(estimator, "classes_", None)
-    if classes is None or not hasattr(estimator, "predict_proba"):
-        raise DataError(f"{p.name} is not a fitted classifier with predict_proba")
-    if num_classes is None:
-        num_classes = int(np.max(classes)) + 1
-    return SklearnClassifier(estimator, num_classes)
+    estimator = read_skops(p, trusted_types=trusted_types)
+    return EstimatorClassifier(estimator, input_shape=input_shape, source=p.name)
 
 
-def load_model_file(path: str | Path, *, outputs: str = "logits") -> _ExternalClassifier | SklearnClassifier:
-    """A TorchScript (``.pt``/``.pth``/``.ts``), ONNX (``.onnx``) or skops (``.skops``) model file, by its suffix."""
+def load_model_file(
+    path: str | Path,
+    *,
+    outputs: str = "logits",
+    trusted_types: Iterable[str] = (),
+    input_shape: tuple[int, ...] | None = None,
+) -> _ExternalClassifier | EstimatorClassifier:
+    """A TorchScript (``.pt``/``.pth``/``.ts``), ONNX (``.onnx``) or skops (``.skops``) model file,
+    by its suffix. ``trusted_types`` applies to skops files, ``outputs`` to ONNX models."""
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".skops":
-        return load_skops_estimator(p)
+        return load_skops_estimator(p, trusted_types=trusted_types, input_shape=input_shape)
     if suffix == ".onnx":
-        return OnnxClassifier(p, outputs=outputs)
+        return OnnxClassifier(p, outputs=outputs, input_shape=input_shape)
     if suffix in (".pt", ".pth", ".ts", ".torchscript"):
         if outputs != "logits":
             raise ConfigError("TorchScript models must return logits")
-        return TorchScriptClassifier(p)
+        return TorchScriptClassifier(p, input_shape=input_shape)
     raise ConfigError(f"unsupported model file {p.name!r}: give a TorchScript archive (.pt), an ONNX model (.onnx) or a skops file (.skops)")
 
 
