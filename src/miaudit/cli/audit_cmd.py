@@ -77,21 +77,18 @@ def _fmt(value: float | None) -> str:
 
 
 def _save_target(result: "AuditResult", path: Path) -> None:
-    from miaudit.models import ArchConfig, TorchClassifier
-    from miaudit.targets.model_dir import save_model_dir
+    """The audited target as a model folder for ``miaudit serve`` (torch: safetensors; scikit-learn: skops)."""
+    from miaudit.models import ArchConfig
+    from miaudit.models.architectures import ARCHITECTURES
+    from miaudit.targets.saving import save_target
 
-    if result.config.target_url is not None:
-        raise ConfigError("--save-target saves a target miaudit trained; this audit attacked a served one")
-    if not isinstance(result.target, TorchClassifier):
-        raise ConfigError(f"--save-target saves torch models only; {result.model_name!r} is a scikit-learn estimator")
-    save_model_dir(
-        result.target,
-        ArchConfig(result.model_name, result.model_options),
-        path,
-        num_classes=result.dataset.num_classes,
-        input_shape=result.dataset.feature_shape,
-        class_names=result.dataset.class_names,
-    )
+    if result.source_kind in ("url", "outputs"):
+        raise ConfigError(f"--save-target saves a model held in this process; this audit's target is {result.source}")
+    arch = ArchConfig(result.model_name, result.model_options) if result.model_name in ARCHITECTURES else None
+    save_target(
+        result.target, path, num_classes=result.dataset.num_classes,
+        input_shape=result.dataset.feature_shape, class_names=result.dataset.class_names, arch=arch,
+    )  # fmt: skip
 
 
 def parse_attack_options(items: list[str]) -> dict[str, dict[str, object]]:

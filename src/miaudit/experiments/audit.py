@@ -201,6 +201,18 @@ def _source(config: AuditConfig) -> Any:
     return config.target if isinstance(config.target, TargetSource) else TargetSource("object", config.target)
 
 
+def _check_class_names(target: Any, class_names: tuple[str, ...]) -> None:
+    """A model that names its classes (a scikit-learn ``classes_``) must name the data's, in order."""
+    names = getattr(target, "class_names", None)
+    if not class_names or not names or isinstance(names, property):
+        return
+    if [str(n) for n in names] != [str(n) for n in class_names]:
+        raise ConfigError(
+            f"the model's classes {list(names)[:10]} are not the data's labels {list(class_names)[:10]} (in order); "
+            "check --label-column and that the files are the model's data"
+        )
+
+
 def _select_attacks(
     config: AuditConfig, threat: ThreatModel, *, has_pool: bool, has_model: bool, model_hint: str
 ) -> tuple[list[str], dict[str, str], set[str]]:
@@ -356,6 +368,7 @@ def prepare_audit(
         )
     else:
         target = TARGET_SOURCES.get(source.kind).resolve(source, dataset.x[split.target_in[:8]], dataset.num_classes)
+        _check_class_names(target, dataset.class_names)
     train_acc = _accuracy(target, dataset.x[split.target_in], dataset.y[split.target_in])
     test_acc = _accuracy(target, dataset.x[split.target_out], dataset.y[split.target_out])
     warnings = list(getattr(config.own_data, "warnings", ()))
