@@ -59,7 +59,7 @@ def test_loss_attack_threshold_is_the_shadow_models_mean_training_log_probabilit
     knowledge = _knowledge("gray-box", data, split, spec)
     attack = LossAttack().fit(knowledge)
     # Recompute from independently trained shadow models with the same plan.
-    from miaudit.attacks.shadow_models import train_many
+    from miaudit.attacks.train_models import train_many
 
     subsets = half_splits(len(split.attacker_pool), 2, seed=1)
     assert np.intersect1d(subsets[0], subsets[1]).size == 0  # complementary halves

@@ -247,3 +247,31 @@ def test_defend_writes_the_privacy_utility_table_and_plot(small, tmp_path):
     assert none["best_auc_attack"] in ("confidence", "correctness")
     assert paths["privacy_utility.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(paths["privacy_utility.json"].read_text())["protocol"]["attacker"].startswith("adaptive")
+
+
+def test_defend_runs_online_lira_and_rmia_on_defended_references(small, monkeypatch, tmp_path):
+    import miaudit.attacks.lira as lira
+    import miaudit.attacks.rmia as rmia
+    from miaudit.data.split import SplitSizes
+    from miaudit.experiments.defend import DefendConfig, run_defend
+
+    references: dict[str, list] = {"lira": [], "rmia": []}
+    for name, module in (("lira", lira), ("rmia", rmia)):
+        real = module.train_online_references
+
+        def recording(knowledge, x, y, n, real=real, name=name):
+            refs = real(knowledge, x, y, n)
+            references[name].append(refs.models)
+            return refs
+
+        monkeypatch.setattr(module, "train_online_references", recording)
+    for adaptive in (True, False):
+        config = DefendConfig(
+            defenses=("rounding",), seeds=(0,), split=SplitSizes(100, 100, 100, 100), epochs=2,
+            attacks=("lira", "rmia"), n_shadow_models=2, adaptive=adaptive, cache_dir=str(tmp_path),
+        )  # fmt: skip
+        study = run_defend(config)
+        assert set(study["rows"][0]["per_attack"]) == {"lira", "rmia"}
+        for name in ("lira", "rmia"):
+            models = references[name].pop()
+            assert [isinstance(m, DefendedOutputs) for m in models] == [adaptive, adaptive]  # naive: undefended

@@ -61,3 +61,64 @@ def test_image_views_are_averaged(tmp_path):
     assert resolve("auto", (30,))[0] == "none"
     with pytest.raises(ConfigError, match="needs images"):
         resolve("flip", (30,))
+
+
+@pytest.fixture(scope="module")
+def six_models():
+    """Six tiny MLPs on paired halves of 300 random records (the many-target layout)."""
+    from miaudit.attacks.knowledge import ModelSpec
+    from miaudit.attacks.shadow_models import half_splits
+    from miaudit.attacks.train_models import train_models
+    from miaudit.experiments.many_targets import compute_outputs
+    from miaudit.models import TrainingRecipe
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((300, 8), dtype=np.float32), rng.integers(0, 4, 300)
+    subsets = half_splits(len(y), 6, seed=0)
+    spec = ModelSpec("mlp", {"hidden": [32], "activation": "relu"}, TrainingRecipe(epochs=20, batch_size=32, lr=3e-3))
+    models = [m.model for m in train_models(spec, x, y, subsets, list(range(6)), num_classes=4)]
+    return x, y, models, compute_outputs(models, x, y, subsets, "none")
+
+
+def _context(outputs, k):
+    from miaudit.experiments.many_targets import Context
+
+    return Context(outputs.take(np.array([0])), outputs.take(np.arange(1, 6)), k)
+
+
+def test_many_target_lira_is_the_lira_attacks_score_on_the_same_references(six_models):
+    """Target 0 against models 1..5: the protocol's LiRA equals what the ``lira`` attack's scoring
+    code (target queried through TargetAccess, references' phi, ``lira_online_scores``) gives."""
+    from miaudit.attacks.lira import LiraAttack, lira_online_scores, use_per_record
+    from miaudit.targets.access import TargetAccess
+    from miaudit.threat import THREAT_MODELS
+
+    x, y, models, outputs = six_models
+    for k in (2, 4):
+        context = _context(outputs, k)
+        protocol, _ = PROTOCOL_ATTACKS.get("lira")(context)
+        access = TargetAccess(models[0], THREAT_MODELS.get("gray-box"), input_shape=(8,))
+        phi_target = LiraAttack._target_phi(access, [x], y)
+        phi_refs = LiraAttack._reference_phi(models[1:], [x], y)
+        per_record = use_per_record("auto", len(models) - 1)
+        attack = lira_online_scores(phi_target, phi_refs, context.in_half, context.out_half, per_record=per_record)
+        np.testing.assert_allclose(protocol, attack, rtol=1e-9, atol=1e-9)
+        assert np.ptp(attack) > 0.1  # not a degenerate score
+
+
+def test_many_target_rmia_is_the_rmia_attacks_score_on_the_same_references(six_models):
+    """Online RMIA with every reference and every record as the population: the protocol's score
+    equals the ``rmia`` attack's code (``marginal`` over all references, ``population_fraction``)."""
+    from miaudit.attacks.loss import true_class_probability
+    from miaudit.attacks.rmia import _p_y, likelihood_ratio, marginal, population_fraction
+    from miaudit.targets.access import TargetAccess
+    from miaudit.threat import THREAT_MODELS
+
+    x, y, models, outputs = six_models
+    context = _context(outputs, 64)  # more than there are: every IN and every OUT reference
+    np.testing.assert_array_equal(context.in_half | context.out_half, True)
+    protocol, used = PROTOCOL_ATTACKS.get("rmia")(context)
+    assert used == 5.0
+    access = TargetAccess(models[0], THREAT_MODELS.get("gray-box"), input_shape=(8,))
+    ratio = likelihood_ratio(true_class_probability(access.predict_proba(x), y), marginal(_p_y(models[1:], x, y)))
+    np.testing.assert_array_equal(protocol, population_fraction(ratio, ratio, 1.0))

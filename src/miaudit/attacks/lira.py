@@ -189,7 +189,7 @@ class LiraAttack(_LiraBase):
         refs = train_online_references(self.knowledge, x, y, self.knowledge.n_shadow_models)
         phi_refs = self._reference_phi(refs.models, views, y)
         per_record = use_per_record(self.variance, len(refs.models))
-        scores = lira_online_scores(phi_target, phi_refs, refs.in_candidates, ~refs.in_candidates, per_record=per_record)
+        scores = lira_online_scores(phi_target, phi_refs, refs.in_candidates, refs.out_candidates, per_record=per_record)
         details = self._details("online", len(refs.models), per_record, augmentation, len(views))
         return self._result(access, before, len(y), scores, details=details)
 

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from miaudit.attacks.base import ATTACKS
-from miaudit.attacks.knowledge import AttackerKnowledge
+from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
 from miaudit.attacks.ml_leaks_1 import TOP_K, MLLeaks1Attack
-from miaudit.attacks.shadow_models import ShadowModel, half_splits, train_many
+from miaudit.attacks.shadow_models import half_splits
+from miaudit.attacks.train_models import train_models
 from miaudit.threat import DataKnowledge, OutputAccess, Requirements
 
 ATTACKER_RECIPE: dict[str, Any] = {"epochs": 30}
@@ -76,20 +77,17 @@ class MLLeaks2Attack(MLLeaks1Attack):
 
         data = load_dataset(self.shadow_dataset, self.data_dir)
         (subset,) = half_splits(len(data), 1, seed=knowledge.seed)
-        (model,) = train_many(
-            self.shadow_model,
+        (shadow,) = train_models(
+            ModelSpec(self.shadow_model, self.shadow_options, TrainingRecipe(**ATTACKER_RECIPE)),
             data.x,
             data.y,
             [subset],
             [derive_seed(knowledge.seed, "ml-leaks-2/shadow") % 2**31],
             num_classes=data.num_classes,
-            recipe=TrainingRecipe(**ATTACKER_RECIPE),
-            options=self.shadow_options,
             cache=knowledge.cache,
             data_fingerprint=data.fingerprint,
             executor=knowledge.executor,
         )
-        shadow = ShadowModel(model, subset, np.setdiff1d(np.arange(len(data)), subset))
         self._shadow_shape = tuple(data.x.shape[1:])
         self._shadow_rows = np.sort(row_fingerprints(data.x))
         return self._fit_on_shadows([shadow], data.x, data.y, seed=knowledge.seed)

@@ -7,7 +7,11 @@ queries them) but not which ones the target trained on: the halves are drawn at 
 from membership truth. Here the set is the attacker's pool followed by the candidates, split into
 paired complementary halves (:func:`half_splits`), so every candidate is IN for exactly half of
 an even number of references. All references train at once in the ModelBank and are cached
-under the content of that set, so a second audit of the same records trains nothing.
+under the content of that set, so a second audit of the same records trains nothing. They train
+through :func:`miaudit.attacks.train_models.train_models`, like the shadow models: an adaptive
+attacker's references are built with the target's defense (``ModelSpec.defense``); a defense
+that needs reference data takes half of the model's pool records (never candidates), which are
+then neither IN nor OUT for it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from miaudit.attacks.knowledge import AttackerKnowledge
-from miaudit.attacks.shadow_models import half_splits, train_many
+from miaudit.attacks.shadow_models import half_splits
+from miaudit.attacks.train_models import train_models
 from miaudit.errors import ConfigError
 from miaudit.io_utils import sha256_arrays, stable_hash
 
@@ -26,11 +31,15 @@ from miaudit.io_utils import sha256_arrays, stable_hash
 @dataclass(frozen=True)
 class OnlineReferences:
     """Reference models and, per model, which candidates (``in_candidates``, shape (R, N)) and
-    which pool records (``in_pool``, shape (R, P)) it trained on."""
+    which pool records (``in_pool``, shape (R, P)) it trained on as members, and which it never
+    saw (``out_candidates``, ``out_pool``). Undefended, or with a defense that needs no reference
+    data, OUT is the complement of IN."""
 
     models: list[Any]
     in_candidates: np.ndarray
     in_pool: np.ndarray
+    out_candidates: np.ndarray
+    out_pool: np.ndarray
 
 
 def train_online_references(
@@ -52,20 +61,14 @@ def train_online_references(
     subsets = half_splits(len(data_y), n_models, seed=seed)
     seeds = [int(s) for s in np.random.default_rng(np.random.SeedSequence([seed, 0x0EF5])).integers(0, 2**31 - 1, n_models)]
     fingerprint = stable_hash({"pool": knowledge.pool_fingerprint, "candidates": sha256_arrays(x, y)})
-    models = train_many(
-        knowledge.model.name,
-        data_x,
-        data_y,
-        subsets,
-        seeds,
-        num_classes=knowledge.num_classes,
-        recipe=knowledge.model.recipe,
-        options=knowledge.model.options,
-        cache=knowledge.cache,
-        data_fingerprint=fingerprint,
-        executor=knowledge.executor,
-    )
+    trained = train_models(
+        knowledge.model, data_x, data_y, subsets, seeds, num_classes=knowledge.num_classes, cache=knowledge.cache,
+        data_fingerprint=fingerprint, executor=knowledge.executor, reference_from=np.arange(n_pool),
+    )  # fmt: skip
     member = np.zeros((n_models, len(data_y)), dtype=bool)
-    for row, subset in enumerate(subsets):
-        member[row, subset] = True
-    return OnlineReferences(models, member[:, n_pool:], member[:, :n_pool])
+    out = np.zeros((n_models, len(data_y)), dtype=bool)
+    for row, model in enumerate(trained):
+        member[row, model.in_idx] = True
+        out[row, model.out_idx] = True
+    models = [m.model for m in trained]
+    return OnlineReferences(models, member[:, n_pool:], member[:, :n_pool], out[:, n_pool:], out[:, :n_pool])

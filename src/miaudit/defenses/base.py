@@ -5,8 +5,8 @@ decay, dropout, early stopping: a way of training the model) or an *output-time*
 (MemGuard, top-k, rounding, label only, output noise: a function between the model's
 probability vector and what a query releases). Both kinds are built the same way,
 ``Defense.build(task) -> DefendedModel``, so that an adaptive attacker (Song and Mittal, USENIX
-Security 2021) can build its shadow models with the very same defense on its own data
-(:mod:`miaudit.defenses.shadows`).
+Security 2021) can build its shadow and reference models with the very same defense on its own data
+(:mod:`miaudit.attacks.train_models`).
 
 Defenses are named by spec strings, ``"name"`` or ``"name:param=value,param=value"`` (e.g.
 ``"dpsgd:epsilon=4"``, ``"memguard:budget=0.5"``); :func:`parse_defense` turns one into an

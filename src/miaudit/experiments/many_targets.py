@@ -38,7 +38,9 @@ from miaudit.attacks.lira import lira_offline_scores, lira_online_scores, logit_
 from miaudit.attacks.loss import log_true_class_probability
 from miaudit.attacks.reference_stats import first_per_record
 from miaudit.attacks.rmia import A_GRID, likelihood_ratio, marginal, population_fraction
-from miaudit.attacks.shadow_models import half_splits, train_many
+from miaudit.attacks.knowledge import ModelSpec
+from miaudit.attacks.shadow_models import half_splits
+from miaudit.attacks.train_models import train_models
 from miaudit.data import load_dataset
 from miaudit.errors import ConfigError
 from miaudit.experiments.defaults import defaults_for
@@ -230,10 +232,11 @@ def run_many_targets(config: ManyTargetConfig, *, progress: bool = False, execut
     fingerprint = f"{dataset.fingerprint}:{config.subset}:{config.seed}"
 
     started = time.perf_counter()
-    models = train_many(
-        model_name, x, y, subsets, seeds, num_classes=dataset.num_classes, recipe=recipe,
-        options=options, cache=cache, data_fingerprint=fingerprint, progress=progress, executor=executor,
+    trained = train_models(
+        ModelSpec(model_name, options, recipe), x, y, subsets, seeds, num_classes=dataset.num_classes,
+        cache=cache, data_fingerprint=fingerprint, progress=progress, executor=executor,
     )  # fmt: skip
+    models = [m.model for m in trained]
     trained_at = time.perf_counter()
     outputs = compute_outputs(models, x, y, subsets, config.augmentation)
 

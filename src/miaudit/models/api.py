@@ -14,7 +14,7 @@ from miaudit.models.bank import DEFAULT_MODELS_PER_PASS, ModelBank
 from miaudit.models.cache import ModelCache
 from miaudit.models.classifier import BankClassifiers, Classifier, SklearnClassifier, TorchClassifier
 from miaudit.models.estimators import ESTIMATORS, make_estimator
-from miaudit.models.executors import Executor
+from miaudit.models.jobs import Executor
 from miaudit.models.inputs import as_features, as_index_array, as_labels, check_num_classes
 from miaudit.models.progress import ProgressCallback
 from miaudit.models.recipe import TrainingRecipe

@@ -44,7 +44,7 @@ from miaudit.models.architectures import ARCHITECTURES, ArchConfig, build_module
 from miaudit.models.batching import ChunkPlan
 from miaudit.models.cache import ModelCache, ModelKey
 from miaudit.models.engine_base import ENGINES
-from miaudit.models.executors import Executor, TrainJob
+from miaudit.models.jobs import Executor, TrainJob
 from miaudit.models.inputs import as_features, as_index_array, as_labels, check_num_classes, same_length, to_tensors
 from miaudit.models.progress import BankProgress, ProgressCallback, RichProgress
 from miaudit.models.recipe import TrainingRecipe

@@ -11,6 +11,8 @@ A block is trained by the same code everywhere (``ModelBank`` with one chunk), w
 subsets and seeds, so a block trained by a worker gives the same weights as the same block
 trained here (tests/test_executors.py checks Ray against local bit for bit).
 
+The contract the bank sees (:class:`TrainJob`, :class:`Executor`, :data:`State`) lives in
+:mod:`miaudit.models.jobs`, so that this module imports the bank and the bank never imports it.
 Executors are a registry (:data:`EXECUTORS`): ``local`` (default, in this process), ``process``
 (``concurrent.futures`` pool of spawned processes on this machine) and ``ray``
 (``pip install 'miaudit[ray]'``; a local Ray instance, or a cluster at ``address``).
@@ -19,38 +21,23 @@ Executors are a registry (:data:`EXECUTORS`): ``local`` (default, in this proces
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from miaudit.errors import ConfigError, MiauditError
-from miaudit.models.architectures import ArchConfig
-from miaudit.models.recipe import TrainingRecipe
+from miaudit.models.bank import ModelBank
+from miaudit.models.jobs import Executor, State, TrainJob
 from miaudit.registry import Registry
 
-State = dict[str, np.ndarray]
-"""A trained model's state dict as numpy arrays (what travels back from a worker)."""
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    """One block of models to train: everything a worker needs besides the data set."""
-
-    arch: ArchConfig
-    recipe: TrainingRecipe
-    num_classes: int
-    subsets: tuple[np.ndarray, ...]
-    seeds: tuple[int, ...]
-
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "State", "TrainJob",
+           "executor_from_options", "make_executor", "train_job"]  # fmt: skip
 
 def train_job(job: TrainJob, x: np.ndarray, y: np.ndarray, threads: int | None = None) -> list[State]:
     """Train one block in this process (no cache) and return its models' weights, in job order."""
     import torch
 
-    from miaudit.models.bank import ModelBank  # the bank imports this module
     from miaudit.models.standardize import inner_module
 
     if threads is not None:
@@ -61,24 +48,6 @@ def train_job(job: TrainJob, x: np.ndarray, y: np.ndarray, threads: int | None =
     return [
         {k: v.detach().contiguous().numpy().copy() for k, v in inner_module(m).state_dict().items()} for m in modules
     ]
-
-
-class Executor(ABC):
-    """Trains blocks of models. ``in_process`` executors let the bank train itself (with its
-    per-epoch progress); the others get the blocks through :meth:`run`."""
-
-    name: ClassVar[str]
-    in_process: ClassVar[bool] = False
-
-    @abstractmethod
-    def run(self, jobs: Sequence[TrainJob], x: np.ndarray, y: np.ndarray) -> Iterator[tuple[int, list[State]]]:
-        """Yield ``(job index, weights)`` as each block finishes, in any order."""
-
-    def close(self) -> None:
-        """Release workers. Idempotent."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"executor": self.name}
 
 
 EXECUTORS: Registry[type[Executor]] = Registry("executor")
