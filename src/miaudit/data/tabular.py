@@ -36,7 +36,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
 
 from miaudit.data.base import Dataset
-from miaudit.data.user import LABEL_COLUMN_NAMES, encode_labels
+from miaudit.data.labels import LABEL_COLUMN_NAMES, encode_labels
 from miaudit.errors import ConfigError, DataError
 
 IMPUTE_STRATEGIES = ("mean", "median", "most_frequent")
