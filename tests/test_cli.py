@@ -24,7 +24,7 @@ def run_cli(*args, env_extra=None, cwd=None):
         (["audit", "--dataset", "digits", "--threat-model", "purple-box"], "unknown threat model"),
         (["audit", "--dataset", "digits", "--seed", "x"], "invalid int value"),
         (["audit", "--dataset", "digits", "--epochs", "0"], "--epochs"),
-        (["audit"], "required"),
+        (["audit"], "say what to audit"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -10,7 +10,8 @@ from torch import nn
 from miaudit.cli import main
 from miaudit.data import load_dataset
 from miaudit.errors import MiauditError
-from miaudit.experiments.own_model import audit_own_model, audit_precomputed
+import miaudit
+from miaudit.core.sources import TargetSource
 from miaudit.targets.external import (
     OnnxClassifier,
     PrecomputedOutputs,
@@ -70,11 +71,22 @@ def _module(trained):
     return TorchModuleClassifier(trained["model"], trained["num_classes"], trained["x"].shape[1:])
 
 
-def _audit(classifier, trained):
-    threat = "black-box"
-    return audit_own_model(
-        classifier, trained["x"], trained["y"], trained["is_member"], attacks=ATTACKS, threat_model=threat, n_bootstrap=0
-    )
+def _parts(trained):
+    m = trained["is_member"]
+    return (trained["x"][m], trained["y"][m]), (trained["x"][~m], trained["y"][~m])
+
+
+def _audit(model, trained, **kw):
+    """The one core on the user's records: members = training part, non-members = the rest."""
+    train, test = _parts(trained)
+    kw = {"threat_model": "black-box", "attacks": ATTACKS, "n_bootstrap": 0, "pool_share": 0.0, **kw}
+    return miaudit.audit(model, train=train, test=test, **kw)
+
+
+def _same_scores(a, b, atol=1e-6):
+    assert list(a.scores) == list(b.scores)
+    for name in a.scores:
+        np.testing.assert_allclose(b.scores[name], a.scores[name], atol=atol)
 
 
 def test_torchscript_and_onnx_logits_match_module(trained):
@@ -87,55 +99,44 @@ def test_torchscript_and_onnx_logits_match_module(trained):
 
 @pytest.mark.parametrize("kind", ["torchscript", "onnx"])
 def test_audits_match_in_process_module(trained, kind):
-    clf = TorchScriptClassifier(trained["ts"]) if kind == "torchscript" else _onnx(trained)
-    ref = _audit(_module(trained), trained)
-    got = _audit(clf, trained)
-    assert [o.result.attack for o in got.outcomes] == list(ATTACKS)
-    for a, b in zip(ref.outcomes, got.outcomes):
-        np.testing.assert_allclose(b.result.scores, a.result.scores, atol=1e-6)
-        assert b.metrics.auc == pytest.approx(a.metrics.auc, abs=1e-6)
+    if kind == "onnx":
+        _onnx(trained)
+    ref = _audit(trained["model"], trained)  # a plain torch module: classes inferred from the data
+    got = _audit(str(trained["ts" if kind == "torchscript" else "onnx"]), trained)
+    assert list(got.scores) == list(ATTACKS)
+    _same_scores(ref, got)
     # the target overfits its 300 records: correctness sees the generalisation gap
-    assert got.member_accuracy > got.nonmember_accuracy
+    assert got.summary["target"]["train_accuracy"] > got.summary["target"]["test_accuracy"]
 
 
 def test_top1_threat_model_and_refusals(trained):
-    from miaudit.threat import derive
-
-    top1 = derive("black-box", output="top1")  # a threat model object: nothing registered globally
-    ts = TorchScriptClassifier(trained["ts"])
-    ref = audit_own_model(_module(trained), trained["x"], trained["y"], trained["is_member"], attacks=ATTACKS,
-                          threat_model=top1, n_bootstrap=0)  # fmt: skip
-    got = audit_own_model(ts, trained["x"], trained["y"], trained["is_member"], attacks=ATTACKS,
-                          threat_model=top1, n_bootstrap=0)  # fmt: skip
-    for a, b in zip(ref.outcomes, got.outcomes):
-        np.testing.assert_allclose(b.result.scores, a.result.scores, atol=1e-6)
-    # gray-box attacks need a pool and a shadow recipe: refused by name, skipped otherwise
+    ref = _audit(trained["model"], trained, threat_model="black-box", output="top1")
+    got = _audit(str(trained["ts"]), trained, threat_model="black-box", output="top1")
+    _same_scores(ref, got)
+    # gray-box shadow attacks need a pool and a stand-in model: refused by name, skipped otherwise
     with pytest.raises(MiauditError, match="pool"):
-        audit_own_model(ts, trained["x"], trained["y"], trained["is_member"], attacks=["loss"], threat_model="gray-box")
-    with pytest.raises(MiauditError, match="shadow model"):
-        audit_own_model(ts, trained["x"], trained["y"], trained["is_member"], attacks=["loss"], threat_model="gray-box",
-                        pool_x=trained["x"], pool_y=trained["y"])  # fmt: skip
-    res = audit_own_model(ts, trained["x"], trained["y"], trained["is_member"], threat_model="label-only", n_bootstrap=0)
-    assert "loss" in res.skipped and [o.result.attack for o in res.outcomes] == ["correctness"]
+        _audit(str(trained["ts"]), trained, attacks=["shadow-training"], threat_model="gray-box")
+    with pytest.raises(MiauditError, match="standing in"):
+        _audit(str(trained["ts"]), trained, attacks=["shadow-training"], threat_model="gray-box", pool_share=0.5)
+    res = _audit(str(trained["ts"]), trained, attacks=None, threat_model="label-only")
+    assert "loss" in res.summary["skipped"] and list(res.scores) == ["correctness"]
 
 
-def test_shadow_factory_gray_box(trained):
+def test_callable_stand_in_gray_box(trained):
     from sklearn.linear_model import LogisticRegression
 
     from miaudit.models.estimators import ESTIMATORS
 
-    x, y = trained["x"], trained["y"]
     data = load_dataset("digits")
-    pool_x = data.x.reshape(len(data.x), -1)[-300:].astype(np.float32)
-    pool_y = data.y[-300:]
-    n_before = len(ESTIMATORS)
-    res = audit_own_model(
-        TorchScriptClassifier(trained["ts"]), x, y, trained["is_member"], attacks=["loss"], threat_model="gray-box",
-        pool_x=pool_x, pool_y=pool_y, shadow_model=lambda seed: LogisticRegression(max_iter=200, random_state=seed),
-        n_shadow_models=2, n_bootstrap=0,
+    pool = (data.x.reshape(len(data.x), -1)[-300:].astype(np.float32), data.y[-300:])
+    n_before = len(ESTIMATORS.names())
+    res = _audit(
+        str(trained["ts"]), trained, attacks=["loss"], threat_model="gray-box", pool=pool,
+        shadow_model=lambda x, y, seed: LogisticRegression(max_iter=200, random_state=seed).fit(x, y),
+        n_shadow_models=2,
     )  # fmt: skip
-    assert res.outcome("loss").metrics.threshold_source == "shadow models"
-    assert len(ESTIMATORS) == n_before  # the factory was registered only for the audit
+    assert res.attacks["loss"]["threshold_source"] == "shadow models" and res.attacks["loss"]["calibrated"]
+    assert len(ESTIMATORS.names()) == n_before  # the stand-in was registered only for the audit
 
 
 def test_precomputed_outputs_match(trained, tmp_path):
@@ -143,13 +144,17 @@ def test_precomputed_outputs_match(trained, tmp_path):
     logits = module.predict_logits(trained["x"])
     path = tmp_path / "outputs.npz"
     np.savez(path, logits=logits, labels=trained["y"], is_member=trained["is_member"])
-    res = audit_precomputed(PrecomputedOutputs.load(path), n_bootstrap=0)
-    ref = _audit(module, trained)
-    np.testing.assert_array_equal(res.outcome("correctness").result.scores, ref.outcome("correctness").result.scores)
-    for name in ("loss", "confidence", "entropy", "top-1"):
-        assert res.outcome(name).metrics.threshold is None and res.outcome(name).metrics.balanced_accuracy is None
-    # ml-leaks-3's score is the top-1 probability
-    np.testing.assert_allclose(res.outcome("top-1").result.scores, ref.outcome("ml-leaks-3").result.scores, atol=1e-9)
+    res = miaudit.run_audit(miaudit.AuditConfig(dataset="o", n_bootstrap=0, target=TargetSource("outputs", PrecomputedOutputs.load(path))), progress=False).record()
+    ref = _audit(trained["model"], trained, attacks=("correctness", "loss", "confidence"), threat_model="black-box")
+    # same records, different order: compare per record (outputs rows are record indices)
+    order = np.argsort(res.record_indices)
+    np.testing.assert_array_equal(res.scores["correctness"][order], module.predict_logits(trained["x"]).argmax(1) == trained["y"])
+    for name in ("loss", "confidence", "entropy"):
+        assert res.attacks[name]["threshold"] is None and not res.attacks[name]["calibrated"]
+    # uncalibrated loss is log p_y of the precomputed outputs
+    p_y = module.predict_proba(trained["x"])[np.arange(len(trained["y"])), trained["y"]]
+    np.testing.assert_allclose(res.scores["loss"][order], np.log(p_y), atol=1e-9)
+    assert ref.summary["kind"] == "object" and res.summary["kind"] == "outputs"
     # the same as CSV, as probabilities
     proba = module.predict_proba(trained["x"])
     csv_path = tmp_path / "outputs.csv"
@@ -157,8 +162,8 @@ def test_precomputed_outputs_match(trained, tmp_path):
     rows = [",".join([str(int(lab)), str(int(m)), *(repr(float(v)) for v in row)])
             for lab, m, row in zip(trained["y"], trained["is_member"], proba)]  # fmt: skip
     csv_path.write_text(header + "\n" + "\n".join(rows) + "\n")
-    res_csv = audit_precomputed(PrecomputedOutputs.load(csv_path), n_bootstrap=0)
-    np.testing.assert_allclose(res_csv.outcome("loss").result.scores, res.outcome("loss").result.scores, atol=1e-9)
+    res_csv = miaudit.run_audit(miaudit.AuditConfig(dataset="o", n_bootstrap=0, target=TargetSource("outputs", PrecomputedOutputs.load(csv_path))), progress=False).record()
+    np.testing.assert_allclose(res_csv.scores["loss"], res.scores["loss"], atol=1e-9)
 
 
 def _bad_outputs(tmp_path, **arrays):
@@ -260,9 +265,9 @@ def test_skops_estimator_file_loads_without_pickle_and_audits_like_the_estimator
     skops_io.dump(estimator, path)
     loaded = load_model_file(path)
     np.testing.assert_allclose(loaded.predict_proba(x), estimator.predict_proba(x), atol=1e-6)  # via clipped log-probabilities
-    is_member = np.arange(600) < 300
-    got = audit_own_model(loaded, x, y, is_member, attacks=["correctness"], n_bootstrap=0)
-    assert got.outcome("correctness").metrics.auc > 0.5
+    got = miaudit.audit(str(path), train=(x[:300], y[:300]), test=(x[300:], y[300:]), attacks=["correctness"],
+                        threat_model="black-box", n_bootstrap=0, pool_share=0.0)  # fmt: skip
+    assert got.attacks["correctness"]["auc"] > 0.5
 
     hostile = tmp_path / "hostile.skops"
     skops_io.dump({"callback": print}, hostile)  # a builtin function: not a type miaudit trusts

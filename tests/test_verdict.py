@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from miaudit.errors import ConfigError, InputError, MiauditError
-from miaudit.experiments.own_model import precomputed_scores
 from miaudit.verdict import (
     HEADLINE_ORDER,
     LEVELS,
@@ -24,6 +23,18 @@ from miaudit.verdict import (
 )
 
 CLASSES = 10
+
+
+def precomputed_scores(proba: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Scores computable from outputs alone (higher = member), as an outputs-only audit has them."""
+    p_y = proba[np.arange(len(labels)), labels]
+    return {
+        "correctness": (proba.argmax(axis=1) == labels).astype(np.float64),
+        "loss": np.log(np.maximum(p_y, 1e-30)),
+        "confidence": p_y.astype(np.float64),
+        "entropy": (proba * np.log(np.maximum(proba, 1e-30))).sum(axis=1),
+        "top-1": proba.max(axis=1).astype(np.float64),
+    }
 
 
 def null_outputs(rng: np.random.Generator, n1: int, n0: int) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -1,71 +1,36 @@
-"""``miaudit audit-model`` and ``miaudit audit-outputs``: audit a model trained elsewhere,
-or only its precomputed outputs. Nothing the user hands in is unpickled."""
+"""``miaudit audit-model`` and ``miaudit audit-outputs``: the older forms of auditing your own
+model (records and truth in one ``.npz``) or only its outputs. Both build the same audit plan as
+``miaudit audit --model-file`` / ``--outputs`` and write the same record (report included)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rich.table import Table
-
-from miaudit.cli.common import COMMANDS, Command, add_output_flags, console
+from miaudit.cli.audit_cmd import exit_code, print_record
+from miaudit.cli.common import COMMANDS, Command, add_output_flags
 from miaudit.errors import ConfigError, InputError
 
-if TYPE_CHECKING:
-    from miaudit.experiments.own_model import OwnAuditResult
 
-
-def _fmt(value: float | None) -> str:
-    return "n/m" if value is None else f"{value:.4f}"
-
-
-def _print(args: argparse.Namespace, result: OwnAuditResult, paths: tuple[Path, Path]) -> None:
-    if args.json:
-        print(json.dumps(result.summary(), indent=2))
-        return
-    out = console(args)
-    table = Table(
-        title=f"{result.source} / threat model {result.threat_model or 'none (precomputed outputs)'}",
-        caption="balanced accuracy at each attack's own threshold; '-' = no calibrated threshold; n/m = not measurable",
-    )
-    for col in ("attack", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "advantage (upper bound)", "balanced acc"):
-        table.add_column(col, justify="left" if col == "attack" else "right")
-    for o in result.outcomes:
-        m = o.metrics
-        ci = f" [{m.auc_ci[0]:.3f}, {m.auc_ci[1]:.3f}]" if m.auc_ci else ""
-        table.add_row(
-            o.result.attack,
-            f"{m.auc:.4f}{ci}",
-            _fmt(m.tpr_at_fpr.get(0.01)),
-            _fmt(m.tpr_at_fpr.get(0.001)),
-            f"{m.advantage:.4f}",
-            "-" if m.threshold is None else _fmt(m.balanced_accuracy),
-        )
-    out.print(table)
-    for name, reason in result.skipped.items():
-        out.print(f"skipped {name}: {reason}")
-    for note in result.notes:
-        out.print(f"note: {note}")
-    out.print(
-        f"accuracy on members {result.member_accuracy:.4f}, on non-members {result.nonmember_accuracy:.4f}; "
-        f"wrote {paths[0]} and {paths[1]}"
-    )
+def _common(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--seed", type=int, default=0, help="the attacker's seed (and the bootstrap's)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
+    p.add_argument("--fail-on-leak", default=None, metavar="LEVEL", help="exit 1 when the verdict is at least LEVEL (low | medium | high)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html into --out")
+    p.add_argument("--out", default=out, help="results folder (results.json, scores.csv, report.html)")
+    add_output_flags(p)
 
 
 def _configure_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model-file", required=True, help="TorchScript archive (.pt, torch.jit.save) or ONNX model (.onnx)")
+    p.add_argument("--model-file", required=True, help="ONNX (.onnx), skops (.skops) or TorchScript (.pt) model file")
     p.add_argument("--data", required=True, help=".npz with arrays x (records), y (labels), is_member (0/1)")
     p.add_argument("--pool", default=None, help=".npz with arrays x, y: same-distribution records the attacker holds")
     p.add_argument("--threat-model", default="black-box", help="black-box | gray-box | white-box | label-only")
     p.add_argument("--attacks", default=None, help="comma-separated attack names (default: all that can run)")
-    p.add_argument("--shadow-model", default=None, help="miaudit model standing in for the target's recipe in shadow models (gray box)")
+    p.add_argument("--shadow-model", default=None, help="the attacker's stand-in for the model in shadow models: same | a miaudit model name")
     p.add_argument("--outputs", default="logits", choices=["logits", "probabilities"], help="what an ONNX model's first output is")
-    p.add_argument("--seed", type=int, default=0, help="the attacker's seed")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
-    p.add_argument("--out", default="results/own-model", help="results folder (results.json, scores.csv)")
-    add_output_flags(p)
+    p.add_argument("--trusted-type", action="append", default=[], metavar="TYPE", help="a type a .skops file may hold beyond scikit-learn's own")
+    _common(p, "results/own-model")
 
 
 def _arrays(path: str, keys: tuple[str, ...], what: str) -> dict:
@@ -80,54 +45,59 @@ def _arrays(path: str, keys: tuple[str, ...], what: str) -> dict:
     return arrays
 
 
-def _run_model(args: argparse.Namespace) -> int:
-    from miaudit.experiments.own_model import audit_own_model
-    from miaudit.targets.external import load_model_file
+def _run(args: argparse.Namespace, config: object) -> int:
+    from miaudit.experiments import run_audit
+    from miaudit.verdict import parse_level
 
     if args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if args.fail_on_leak:
+        args.fail_on_leak = parse_level(args.fail_on_leak)
+    record = run_audit(config, progress=False).record()  # type: ignore[arg-type]
+    paths = record.write(Path(args.out), report=not args.no_report)
+    print_record(args, record, ", ".join(str(p) for p in paths.values()))
+    return exit_code(args, record)
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    from miaudit.core.own_data import OwnData
+    from miaudit.core.sources import TargetSource
+    from miaudit.experiments import AuditConfig
+
     data = _arrays(args.data, ("x", "y", "is_member"), "--data")
     pool = _arrays(args.pool, ("x", "y"), "--pool") if args.pool else None
-    classifier = load_model_file(args.model_file, outputs=args.outputs)
-    attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks else None
-    result = audit_own_model(
-        classifier,
-        data["x"],
-        data["y"],
-        data["is_member"],
-        attacks=attacks,
-        threat_model=args.threat_model,
-        pool_x=pool["x"] if pool else None,
-        pool_y=pool["y"] if pool else None,
-        shadow_model=args.shadow_model,
-        n_bootstrap=args.bootstrap,
-        seed=args.seed,
-    )
-    _print(args, result, result.write(args.out))
-    return 0
+    own = OwnData.from_membership(
+        data["x"], data["y"], data["is_member"], pool=(pool["x"], pool["y"]) if pool else None,
+        pool_share=0.0, balance=False, name=Path(args.data).name,
+    )  # fmt: skip
+    options: dict[str, object] = {"outputs": args.outputs}
+    if args.trusted_type:
+        options["trusted_types"] = tuple(args.trusted_type)
+    attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks is not None else None
+    config = AuditConfig(
+        dataset=own.name, threat_model=args.threat_model, attacks=attacks, seed=args.seed, n_bootstrap=args.bootstrap,
+        target=TargetSource("file", args.model_file, options), own_data=own, shadow_model=args.shadow_model,
+    )  # fmt: skip
+    return _run(args, config)
 
 
 def _configure_outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("outputs_file", metavar="FILE", help=".npz (logits or probabilities, labels, is_member) or .csv (label, is_member, logit_0.. or prob_0..)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
-    p.add_argument("--out", default="results/own-outputs", help="results folder (results.json, scores.csv)")
-    add_output_flags(p)
+    _common(p, "results/own-outputs")
 
 
 def _run_outputs(args: argparse.Namespace) -> int:
-    from miaudit.experiments.own_model import audit_precomputed
+    from miaudit.core.sources import TargetSource
+    from miaudit.experiments import AuditConfig
     from miaudit.targets.external import PrecomputedOutputs
 
-    if args.bootstrap < 0:
-        raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    result = audit_precomputed(PrecomputedOutputs.load(args.outputs_file), n_bootstrap=args.bootstrap, seed=args.seed)
-    _print(args, result, result.write(args.out))
-    return 0
+    outputs = PrecomputedOutputs.load(args.outputs_file)
+    config = AuditConfig(dataset=outputs.source, seed=args.seed, n_bootstrap=args.bootstrap, target=TargetSource("outputs", outputs))
+    return _run(args, config)
 
 
-COMMANDS.add("audit-model", Command("Audit your own model (TorchScript or ONNX file) on your records.", _configure_model, _run_model))
+COMMANDS.add("audit-model", Command("Audit your own model file on records with their truth (= audit --model-file).", _configure_model, _run_model))
 COMMANDS.add(
     "audit-outputs",
-    Command("Audit precomputed model outputs (threshold-free metrics, no queries).", _configure_outputs, _run_outputs),
+    Command("Audit precomputed model outputs (= audit --outputs; threshold-free metrics, no queries).", _configure_outputs, _run_outputs),
 )
