@@ -194,3 +194,17 @@ def test_public_api_has_docstrings():
     for name in miaudit.__all__:
         obj = getattr(miaudit, name)
         assert name.startswith("__") or (getattr(obj, "__doc__", None) or "").strip(), name
+
+
+def test_files_are_written_with_the_users_umask(tmp_path):
+    import os
+
+    from miaudit.io_utils import atomic_path
+
+    old = os.umask(0o027)
+    try:
+        with atomic_path(tmp_path / "f.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o640

@@ -37,6 +37,14 @@ def test_cli_writes_tables_and_rejects_bad_counts(tmp_path, capsys):
     saved = json.loads((out / "many_targets.json").read_text())
     assert saved["models_trained"] == 6 and {r["attack"] for r in saved["rows"]} == set(PROTOCOL_ATTACKS.names())
     assert "| lira | 2 |" in (out / "many_targets.md").read_text()
+    # each target's audit record: the same schema as any audit, readable and reportable
+    import miaudit
+
+    record = miaudit.read(out / "target-0")
+    assert set(record.scores) == set(PROTOCOL_ATTACKS.names()) and record.summary["kind"] == "many-targets"
+    lira_row = next(r for r in saved["rows"] if r["attack"] == "lira")
+    assert abs(record.attacks["lira"]["auc"] - lira_row["auc"]) < 1e-12  # one target: its AUC is the row's
+    assert record.verdict is not None and main(["report", str(out / "target-0")]) == 0
     assert main(args[:-1] + ["--reference-counts", "two"]) == 2
     assert "comma-separated integers" in capsys.readouterr().err
     assert main(["many-targets", "--dataset", "digits", "--models", "5"]) == 2

@@ -36,6 +36,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     what.add_argument("--pool", default=None, metavar="FILE", help="further same-distribution records the attacker may use (default: --pool-share of --test, not evaluated)")
     what.add_argument("--pool-share", type=float, default=0.5, help="without --pool: the share of --test held out as the attacker's pool (default 0.5)")
     what.add_argument("--shadow-model", default=None, metavar="same|NAME", help="the attacker's stand-in for your model in shadow/reference models: 'same' (clone a scikit-learn estimator) or a miaudit model name")
+    what.add_argument("--shadow-recipe", action="append", default=[], metavar="KEY=VALUE", help="training recipe of a torch stand-in (--shadow-model same on a torch module, or a miaudit torch model), e.g. epochs=20 or lr=0.01 (repeatable)")
     what.add_argument("--onnx-outputs", default="logits", choices=["logits", "probabilities"], help="what an ONNX model's first output is")
     what.add_argument("--trusted-type", action="append", default=[], metavar="TYPE", help="a type a .skops file may hold beyond scikit-learn's own (repeatable; only for files you trust)")
     p.add_argument("--label-column", default=None, help="label column of CSV data (default: a column named label, labels, y, class or target)")
@@ -89,6 +90,20 @@ def _save_target(result: "AuditResult", path: Path) -> None:
         result.target, path, num_classes=result.dataset.num_classes,
         input_shape=result.dataset.feature_shape, class_names=result.dataset.class_names, arch=arch,
     )  # fmt: skip
+
+
+def _key_values(flag: str, items: list[str]) -> dict[str, object]:
+    """``["key=value", ...]`` -> dict; values parsed as JSON (numbers, true/false) or kept as strings."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not (eq and key.strip()):
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE, e.g. epochs=20")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
 
 
 def parse_attack_options(items: list[str]) -> dict[str, dict[str, object]]:
@@ -230,6 +245,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         target=source,
         own_data=own,
         shadow_model=args.shadow_model,
+        shadow_recipe=_key_values("--shadow-recipe", args.shadow_recipe),
     )
 
 

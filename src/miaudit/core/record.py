@@ -244,6 +244,56 @@ def record_of(result: Any) -> AuditRecord:
     return AuditRecord(summary, np.asarray(result.record_indices), is_member, scores, result)
 
 
+def record_from_scores(
+    *,
+    kind: str,
+    dataset: dict[str, Any],
+    target: dict[str, Any],
+    config: dict[str, Any],
+    threat_model: str,
+    scores: dict[str, np.ndarray],
+    is_member: np.ndarray,
+    record_indices: np.ndarray,
+    details: dict[str, dict[str, Any]] | None = None,
+    notes: list[str] | tuple[str, ...] = (),
+    n_bootstrap: int = 0,
+    seed: int = 0,
+) -> AuditRecord:
+    """A record from scores computed outside :func:`run_audit` (e.g. the many-target protocol,
+    which scores every target from models' outputs computed once). Metrics and the verdict are
+    computed here exactly as for any audit; ``dataset`` / ``target`` / ``config`` are the
+    front door's own descriptions."""
+    from miaudit import metrics
+    from miaudit.provenance import versions
+
+    is_member = np.asarray(is_member, dtype=bool)
+    arrays = {n: np.asarray(v, dtype=np.float64) for n, v in scores.items()}
+    attacks = {}
+    for name, values in arrays.items():
+        m = metrics.evaluate(values, is_member, n_bootstrap=n_bootstrap, seed=seed)
+        attacks[name] = {**m.to_dict(), "calibrated": True, "queries_per_record": 0.0, "details": (details or {}).get(name, {})}
+    verdict = verdict_of(arrays, is_member)
+    summary = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "miaudit_version": __version__,
+        "versions": versions(),
+        "kind": kind,
+        "config": json.loads(json.dumps(config, default=str)),
+        "dataset": dataset,
+        "target": target,
+        "threat_model": threat_model,
+        "threat": None,
+        "evaluation": {"members": int(is_member.sum()), "non_members": int((~is_member).sum()), "notes": list(notes)},
+        "attacks": attacks,
+        "skipped": {},
+        "defense": None,
+        "warnings": [],
+        "verdict": verdict.to_dict() if verdict is not None else None,
+    }
+    return AuditRecord(summary, np.asarray(record_indices), is_member, arrays)
+
+
 def read(run_dir: str | Path) -> AuditRecord:
     """The audit record in ``run_dir`` (``results.json`` + ``scores.csv``), checked."""
     from miaudit.report.inputs import ReportError, read_results, read_scores

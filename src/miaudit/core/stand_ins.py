@@ -144,7 +144,10 @@ def stand_in(
 
     if shadow_model is None:
         return None
-    train_recipe = TrainingRecipe(**(recipe or {}))
+    try:
+        train_recipe = TrainingRecipe(**(recipe or {}))
+    except TypeError as exc:
+        raise ConfigError(f"shadow recipe {sorted(recipe or {})}: {exc}; see TrainingRecipe's fields (epochs, lr, batch_size, ...)") from None
     if isinstance(shadow_model, str) and shadow_model != "same":
         if shadow_model not in model_names():
             raise ConfigError(f"unknown shadow model {shadow_model!r}; give 'same' or one of: {', '.join(model_names())}")

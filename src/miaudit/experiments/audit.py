@@ -309,6 +309,8 @@ def prepare_audit(
         raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
     if not trained_here and config.defense is not None:
         raise ConfigError("--defense applies to targets trained here; a served target's defense is the server's (serve --defense)")
+    if config.shadow_recipe and config.shadow_model is None:
+        raise ConfigError("--shadow-recipe is the recipe of a --shadow-model; give one (same or a model name)")
     if trained_here and config.shadow_model is not None:
         raise ConfigError("--shadow-model applies to a model trained elsewhere; miaudit's own targets use their own recipe")
     defense = None

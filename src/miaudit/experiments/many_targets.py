@@ -175,6 +175,8 @@ class ManyTargetResult:
     models_trained: int
     test_accuracy: list[float]  # of each target on the records it did not train on
     rows: list[dict[str, Any]]  # per (attack, k): mean and std over targets
+    # Per target, at the largest k: the audit record (miaudit.core.record), one folder each.
+    records: list[Any] = field(default_factory=list)
 
 
 def compute_outputs(models: list[Any], x: np.ndarray, y: np.ndarray, subsets: list[np.ndarray], augmentation: str) -> Outputs:
@@ -242,6 +244,8 @@ def run_many_targets(config: ManyTargetConfig, *, progress: bool = False, execut
 
     per: dict[tuple[str, int], list[dict[str, float | None]]] = {}
     accuracy: list[float] = []
+    records: list[Any] = []
+    k_record = max(config.reference_counts)
     for t in range(config.n_targets):
         is_member = outputs.member[t]
         others = np.random.default_rng(np.random.SeedSequence([config.seed, t, 0x7E5])).permutation(
@@ -249,6 +253,7 @@ def run_many_targets(config: ManyTargetConfig, *, progress: bool = False, execut
         )
         target, refs = outputs.take(np.array([t])), outputs.take(others)
         accuracy.append(_accuracy(models[t], x[~is_member], y[~is_member]))
+        at_k: dict[str, np.ndarray] = {}
         for k in config.reference_counts:
             context = Context(target, refs, k)
             for name in names:
@@ -257,11 +262,37 @@ def run_many_targets(config: ManyTargetConfig, *, progress: bool = False, execut
                     continue
                 scores, used = scored
                 per.setdefault((name, k), []).append({**_evaluate(scores, is_member), "refs_used": used})
+                if k == k_record:
+                    at_k[name] = scores
+        records.append(_target_record(config, dataset, model_name, t, k_record, at_k, is_member, rows_used,
+                                      train_acc=_accuracy(models[t], x[is_member], y[is_member]), test_acc=accuracy[-1]))  # fmt: skip
     finished = time.perf_counter()
     rows = [_summarise(name, k, values) for (name, k), values in per.items()]
     return ManyTargetResult(
-        config, len(y), trained_at - started, finished - trained_at, config.n_models, accuracy, rows
+        config, len(y), trained_at - started, finished - trained_at, config.n_models, accuracy, rows, records
     )
+
+
+def _target_record(
+    config: ManyTargetConfig, dataset: Any, model_name: str, t: int, k: int, scores: dict[str, np.ndarray],
+    is_member: np.ndarray, rows_used: np.ndarray, *, train_acc: float, test_acc: float,
+) -> Any:
+    """Target ``t``'s audit record at ``k`` references per record (every record of the subset scored)."""
+    from dataclasses import asdict
+
+    from miaudit.core.record import record_from_scores
+
+    return record_from_scores(
+        kind="many-targets", threat_model="gray-box (reference models: the other models of the protocol)",
+        dataset={"name": dataset.name, "records": int(len(rows_used)), "num_classes": dataset.num_classes,
+                 "fingerprint": dataset.fingerprint, "class_names": list(dataset.class_names)},
+        target={"source": f"model {t} of {config.n_models} trained here (many-target protocol)", "model": model_name,
+                "seed": config.seed, "train_accuracy": train_acc, "test_accuracy": test_acc, "stand_in": None},
+        config={**asdict(config), "target_index": t, "reference_models_per_record": k},
+        scores=scores, is_member=is_member, record_indices=rows_used,
+        notes=[f"target {t}: every record of the {len(rows_used)}-record subset is scored; {k} reference models per record"],
+        seed=config.seed,
+    )  # fmt: skip
 
 
 def _accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -338,4 +369,6 @@ def write_many_targets(result: ManyTargetResult, out_dir: Path) -> tuple[Path, P
         tmp.write_text(json.dumps(to_dict(result), indent=2))
     with atomic_path(md_path) as tmp:
         tmp.write_text(format_table(result) + "\n")
+    for t, record in enumerate(result.records):  # one audit record per target: `miaudit report` reads each
+        record.write(out_dir / f"target-{t}", report=False)
     return json_path, md_path
