@@ -25,6 +25,7 @@ from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.errors import ConfigError
 from miaudit.targets.access import TargetAccess
 from miaudit.threat import OutputAccess, Requirements
+from miaudit.seeds import stream_rng
 
 
 def generate_non_members(x: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -65,7 +66,7 @@ class MLLeaks3Attack(Attack):
         if len(x) == 0:
             raise ConfigError("ml-leaks-3 needs records to score: it draws its random records within their range")
         before = access.queries
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x3D1E5]))
+        rng = stream_rng(self.seed, "ml-leaks-3/queries")
         generated, rule = generate_non_members(x, self.n_generated, rng)
         reference = query_top_k(access, generated, 1)[:, 0]
         scores = query_top_k(access, x, 1)[:, 0]

@@ -71,8 +71,9 @@ def build_network(dims: dict[str, int], seed: int) -> Any:
             outs = [self.branches[n.replace(".", "_").replace(":", "__")](feats[n]) for n in self.names]
             return self.encoder(torch.cat(outs, dim=1))[:, 0]
 
-    torch.manual_seed(derive_seed(seed, "nsh/init") % 2**63)
-    return NSHNetwork()
+    with torch.random.fork_rng(devices=[]):  # the layers' own initialisers draw from the global stream
+        torch.manual_seed(derive_seed(seed, "nsh/init") % 2**63)
+        return NSHNetwork()
 
 
 class Standardiser:

@@ -26,6 +26,7 @@ from miaudit.attacks.shadow_models import half_splits
 from miaudit.attacks.train_models import train_models
 from miaudit.errors import ConfigError
 from miaudit.io_utils import sha256_arrays, stable_hash
+from miaudit.seeds import stream_rng, offset_seed
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,9 @@ def train_online_references(
     n_pool = len(knowledge.pool_y)
     data_x = np.concatenate((knowledge.pool_x, x))
     data_y = np.concatenate((knowledge.pool_y, y))
-    seed = knowledge.seed + 7919  # not the shadow models' seed: other halves, other initialisations
+    seed = offset_seed(knowledge.seed, "references")
     subsets = half_splits(len(data_y), n_models, seed=seed)
-    seeds = [int(s) for s in np.random.default_rng(np.random.SeedSequence([seed, 0x0EF5])).integers(0, 2**31 - 1, n_models)]
+    seeds = [int(s) for s in stream_rng(seed, "references/seeds").integers(0, 2**31 - 1, n_models)]
     fingerprint = stable_hash({"pool": knowledge.pool_fingerprint, "candidates": sha256_arrays(x, y)})
     trained = train_models(
         knowledge.model, data_x, data_y, subsets, seeds, num_classes=knowledge.num_classes, cache=knowledge.cache,

@@ -45,6 +45,7 @@ from miaudit.attacks.shadow_models import (
 from miaudit.errors import ConfigError, InputError
 from miaudit.metrics import auc
 from miaudit.targets.access import TargetAccess
+from miaudit.seeds import stream_rng
 
 DEFAULT_A = 0.3
 A_GRID = tuple(i / 10 for i in range(11))
@@ -190,7 +191,7 @@ class RmiaOfflineAttack(Attack):
         stand_in, refs = shadows[0], shadows[2:]  # shadows[1] trained on shadow 0's non-members
         p_refs, out_mask = RmiaOfflineAttack._pool_p_and_out_mask(refs, pool_x, pool_y)
         p_stand_in = true_class_probability(stand_in.model.predict_proba(pool_x), pool_y)
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0xA11A]))
+        rng = stream_rng(seed, "rmia/stand-in-target")
         out = rng.permutation(stand_in.out_idx)
         pop, held_out = out[: len(out) // 2], out[len(out) // 2 :]
         scored = np.concatenate((stand_in.in_idx, held_out))

@@ -16,6 +16,7 @@ from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.train_models import ShadowModel, train_models
 from miaudit.errors import ConfigError
 from miaudit.threat import DataKnowledge, OutputAccess, Requirements
+from miaudit.seeds import stream_rng
 
 __all__ = ["GRAY_BOX_SHADOW_TRAINING", "ShadowModel", "half_splits", "train_shadow_models"]
 
@@ -32,7 +33,7 @@ the full probability vector: the survey's gray box, shared by the shadow-calibra
 
 def half_splits(n_records: int, n_models: int, *, seed: int) -> list[np.ndarray]:
     """Training subsets: paired complementary random halves of ``range(n_records)``."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5AD0]))
+    rng = stream_rng(seed, "shadow/halves")
     subsets: list[np.ndarray] = []
     while len(subsets) < n_models:
         perm = rng.permutation(n_records)
@@ -53,7 +54,7 @@ def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress
     if n < 4:
         raise ConfigError(f"the attacker's pool has {n} records; shadow models need at least 4")
     subsets = half_splits(n, n_models, seed=knowledge.seed)
-    seeds = [int(s) for s in np.random.default_rng(np.random.SeedSequence([knowledge.seed, 0x5EED5])).integers(0, 2**31 - 1, n_models)]
+    seeds = [int(s) for s in stream_rng(knowledge.seed, "shadow/seeds").integers(0, 2**31 - 1, n_models)]
     return train_models(
         knowledge.model, knowledge.pool_x, knowledge.pool_y, subsets, seeds, num_classes=knowledge.num_classes,
         cache=knowledge.cache, data_fingerprint=knowledge.pool_fingerprint, executor=knowledge.executor, progress=progress,

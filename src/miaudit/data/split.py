@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from miaudit.errors import ConfigError
+from miaudit.seeds import stream_rng
 
 PART_NAMES = ("target_in", "target_out", "attacker_pool", "population")
 
@@ -86,7 +87,7 @@ class Split:
 def make_split(n: int, sizes: SplitSizes | None = None, *, seed: int) -> Split:
     """Carve ``range(n)`` into the four disjoint parts with one seeded permutation."""
     counts = (sizes or SplitSizes()).resolve(n)
-    order = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED])).permutation(n)
+    order = stream_rng(seed, "split").permutation(n)
     bounds = np.cumsum([0] + [counts[name] for name in PART_NAMES])
     parts = {name: np.sort(order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(PART_NAMES)}
     return Split(**parts, seed=seed)
@@ -99,7 +100,7 @@ def known_members(split: Split, fraction: float, *, seed: int) -> np.ndarray:
         raise ConfigError(f"the known fraction of the training set must lie in (0, 1), got {fraction}")
     n = len(split.target_in)
     k = min(int(round(fraction * n)), n - 1)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4B0E]))
+    rng = stream_rng(seed, "known-members")
     return np.sort(rng.choice(split.target_in, k, replace=False))
 
 
@@ -112,5 +113,5 @@ def evaluation_records(split: Split, *, seed: int, exclude: np.ndarray | None = 
     members = split.target_in if exclude is None else np.setdiff1d(split.target_in, exclude)
     idx = np.concatenate([members, split.target_out])
     truth = np.concatenate([np.ones(len(members), bool), np.zeros(len(split.target_out), bool)])
-    order = np.random.default_rng(np.random.SeedSequence([seed, 0xE7A1])).permutation(len(idx))
+    order = stream_rng(seed, "evaluation-order").permutation(len(idx))
     return idx[order], truth[order]

@@ -35,6 +35,7 @@ import numpy as np
 from miaudit.defenses.base import DEFENSES, TrainingTask
 from miaudit.defenses.gaussian_noise import record_generators
 from miaudit.defenses.output import DefendedOutputs, OutputDefense
+from miaudit.seeds import offset_seed
 
 DEFENDER_HIDDEN = (256, 128, 64)
 
@@ -185,7 +186,7 @@ class MemGuard(OutputDefense):
         members = softmax64(model_logits(model, task.x[task.private_idx]))
         nonmembers = softmax64(model_logits(model, task.x[ref]))
         g, facts = train_defender_classifier(
-            members, nonmembers, seed=task.seed + 7919 * (self.params["seed"] + 1), epochs=self.params["defender_epochs"]
+            members, nonmembers, seed=offset_seed(task.seed, "memguard/defender", self.params["seed"] + 1), epochs=self.params["defender_epochs"]
         )
         return MemGuardState(g, facts)
 

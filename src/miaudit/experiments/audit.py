@@ -26,6 +26,7 @@ from miaudit.paths import cache_dir as default_cache_dir
 from miaudit.core.sources import UnanswerableQueryError
 from miaudit.targets.access import QueryBudgetExceededError, TargetAccess
 from miaudit.threat import THREAT_MODELS, DataKnowledge, OutputAccess, ThreatModel, check, derive
+from miaudit.seeds import offset_seed
 
 
 @dataclass(frozen=True)
@@ -405,7 +406,7 @@ def prepare_audit(
         threat,
         num_classes=dataset.num_classes,
         input_shape=dataset.feature_shape,
-        seed=config.seed + 1,  # the attacker's randomness is not the target's
+        seed=offset_seed(config.seed, "attacker"),
         pool_x=dataset.x[pool] if len(pool) else None,
         pool_y=dataset.y[pool] if len(pool) else None,
         pool_fingerprint=stable_hash({"dataset": dataset.fingerprint, "indices": pool}),

@@ -45,6 +45,7 @@ from miaudit.data import load_dataset
 from miaudit.errors import ConfigError
 from miaudit.experiments.defaults import defaults_for
 from miaudit.registry import Registry
+from miaudit.seeds import stream_rng
 
 FPRS = (0.01, 0.001)
 
@@ -225,7 +226,7 @@ def run_many_targets(config: ManyTargetConfig, *, progress: bool = False, execut
     model_name = config.model or defaults.model
     options = dict(config.model_options if config.model_options is not None else defaults.model_options if model_name == defaults.model else {})
     recipe = TrainingRecipe(**{**defaults.recipe, **config.recipe})
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x3A7]))
+    rng = stream_rng(config.seed, "many-targets/subset")
     rows_used = np.sort(rng.permutation(len(dataset))[: config.subset]) if config.subset else np.arange(len(dataset))
     x, y = dataset.x[rows_used], dataset.y[rows_used]
     subsets = half_splits(len(y), config.n_models, seed=config.seed)
@@ -248,7 +249,7 @@ def run_many_targets(config: ManyTargetConfig, *, progress: bool = False, execut
     k_record = max(config.reference_counts)
     for t in range(config.n_targets):
         is_member = outputs.member[t]
-        others = np.random.default_rng(np.random.SeedSequence([config.seed, t, 0x7E5])).permutation(
+        others = stream_rng(config.seed, "many-targets/order", t).permutation(
             np.delete(np.arange(config.n_models), t)
         )
         target, refs = outputs.take(np.array([t])), outputs.take(others)

@@ -17,6 +17,7 @@ from miaudit.studies.base import STUDIES, Study, StudyConfig, StudyResult
 from miaudit.studies.plots import context_line
 from miaudit.studies.runner import audit_setting, check_grid_keys, context, load_study_data, parse_grid, power_row, subset
 from miaudit.studies.stats import aggregate, correlation, positive_and_significant
+from miaudit.seeds import stream_rng
 
 CLAIM = "More classes leak more (Shokri et al.; Salem et al.)."
 
@@ -37,7 +38,7 @@ def run(config: StudyConfig, progress: bool = False) -> StudyResult:
     n_fixed = min(len(p) for p in pools.values())
     rows = []
     for seed in config.seeds:
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC1A5]))
+        rng = stream_rng(seed, "study/classes")
         for k in counts:
             idx = np.sort(rng.choice(pools[k], n_fixed, replace=False))
             data = subset(dataset, idx, classes=[int(c) for c in order[:k]])

@@ -16,6 +16,7 @@ from miaudit.data.split import SplitSizes
 from miaudit.errors import ConfigError
 from miaudit.experiments.audit import AuditConfig, AuditResult, load_audit_data, run_audit
 from miaudit.studies.base import StudyConfig
+from miaudit.seeds import stream_rng
 
 FPR_LOW = 0.01
 
@@ -35,7 +36,7 @@ def load_study_data(config: StudyConfig) -> Dataset:
         return dataset
     if config.max_records < 20:
         raise ConfigError(f"--records must be at least 20, got {config.max_records}")
-    rng = np.random.default_rng(np.random.SeedSequence([0x57D1, config.max_records]))
+    rng = stream_rng(config.max_records, "study/subsample")
     return subset(dataset, np.sort(rng.permutation(len(dataset))[: config.max_records]))
 
 
