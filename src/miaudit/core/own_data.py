@@ -61,6 +61,8 @@ class OwnData:
             raise InputError(f"is_member must be boolean or 0/1 shaped ({len(xa)},)")
         member = member.astype(bool)
         ya = np.asarray(y)
+        if ya.shape[:1] != (len(xa),):
+            raise InputError(f"labels y must have one entry per record: {len(xa)} records, y shaped {ya.shape}")
         return cls(train=(xa[member], ya[member]), test=(xa[~member], ya[~member]), **kw)
 
 

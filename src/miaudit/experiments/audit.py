@@ -294,8 +294,12 @@ def prepare_audit(
         threat = _capped_by_server(threat, remote)
     if source.kind == "outputs":
         threat = derive(threat, output="full") if threat.output > OutputAccess.PROBABILITIES else threat
-    has_model = trained_here or config.shadow_model is not None
-    hint = "--shadow-model same|NAME" if not trained_here else ""
+    # A model served from this data set's split (audit --save-target, then serve) was trained with the
+    # data set's model and recipe, which the attacker may then know as for a target trained here.
+    served_from_split = source.kind == "url" and config.own_data is None
+    knows_recipe = trained_here or served_from_split
+    has_model = knows_recipe or config.shadow_model is not None
+    hint = "--shadow-model same|NAME" if not knows_recipe else ""
     own_pool = config.own_data is not None and (config.own_data.pool is not None or config.own_data.pool_share > 0)
     has_pool = source.kind != "outputs" and (config.own_data is None or own_pool)
     permitted, skipped, uncalibrated = _select_attacks(config, threat, has_pool=has_pool, has_model=has_model, model_hint=hint)
@@ -312,7 +316,7 @@ def prepare_audit(
         raise ConfigError("--defense applies to targets trained here; a served target's defense is the server's (serve --defense)")
     if config.shadow_recipe and config.shadow_model is None:
         raise ConfigError("--shadow-recipe is the recipe of a --shadow-model; give one (same or a model name)")
-    if trained_here and config.shadow_model is not None:
+    if knows_recipe and config.shadow_model is not None:
         raise ConfigError("--shadow-model applies to a model trained elsewhere; miaudit's own targets use their own recipe")
     defense = None
     if config.defense is not None:
@@ -383,7 +387,7 @@ def prepare_audit(
         )
 
     stand_in = None
-    if trained_here:
+    if knows_recipe:
         attacker_model = ModelSpec(
             model_name, model_options, recipe,
             defense if (config.adaptive and defense is not None and defense.name != "none") else None,
@@ -427,7 +431,7 @@ def prepare_audit(
         split=split,
         model_name=model_name,
         model_options=model_options,
-        recipe=recipe.to_dict() if trained_here else {},
+        recipe=recipe.to_dict() if knows_recipe else {},
         target=target,
         train_accuracy=train_acc,
         test_accuracy=test_acc,

@@ -113,6 +113,10 @@ def run_grid(exp: Experiment, run_dir: Path, opts: RunOptions = RunOptions(), *,
     computed = 0
     try:
         with locked(run_dir):
+            # A run killed inside an atomic write leaves its temporary file (".<name>.<random>.tmp");
+            # under the lock no writer is alive, so they are debris: the final files never depended on them.
+            for stray in run_dir.rglob(".*.tmp"):
+                stray.unlink()
             start_run(run_dir, exp.source, resolved)
             log_event(run_dir, event="start", cells=len(cells))
             for n, cell in enumerate(cells, 1):
