@@ -71,9 +71,10 @@ def build_network(dims: dict[str, int], seed: int) -> Any:
             outs = [self.branches[n.replace(".", "_").replace(":", "__")](feats[n]) for n in self.names]
             return self.encoder(torch.cat(outs, dim=1))[:, 0]
 
-    with torch.random.fork_rng(devices=[]):  # the layers' own initialisers draw from the global stream
-        torch.manual_seed(derive_seed(seed, "nsh/init") % 2**63)
-        return NSHNetwork()
+    # The layers' initialisers (and dropout in training) draw from torch's global stream: seeded
+    # here, inside train_network's fork_rng, so the caller's global state is left as it was.
+    torch.manual_seed(derive_seed(seed, "nsh/init") % 2**63)
+    return NSHNetwork()
 
 
 class Standardiser:
@@ -105,15 +106,16 @@ def train_network(
     x_val = scale({k: v[val] for k, v in feats.items()})
     y_tr = torch.from_numpy(member[tr].astype(np.float32))
     y_val = torch.from_numpy(member[val].astype(np.float32))
-    net = build_network({k: v.shape[1] for k, v in feats.items()}, seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    order = torch.Generator().manual_seed(derive_seed(seed, "nsh/order") % 2**63)
-    facts = train_early_stopping(
-        net, opt, order, len(tr),
-        lambda idx: F.binary_cross_entropy_with_logits(net({k: v[idx] for k, v in x_tr.items()}), y_tr[idx]),
-        lambda: F.binary_cross_entropy_with_logits(net(x_val), y_val),
-        batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):  # initialisation and dropout: seeded, not leaked to the caller
+        net = build_network({k: v.shape[1] for k, v in feats.items()}, seed)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        order = torch.Generator().manual_seed(derive_seed(seed, "nsh/order") % 2**63)
+        facts = train_early_stopping(
+            net, opt, order, len(tr),
+            lambda idx: F.binary_cross_entropy_with_logits(net({k: v[idx] for k, v in x_tr.items()}), y_tr[idx]),
+            lambda: F.binary_cross_entropy_with_logits(net(x_val), y_val),
+            batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+        )  # fmt: skip
     return net, scale, facts
 
 
