@@ -295,6 +295,16 @@ def print_record(args: argparse.Namespace, record: object, written: str) -> None
     out.print(f"wrote {written}")
 
 
+def leak_gate(text: str) -> str:
+    """The ``--fail-on-leak`` level: a leak level (low, medium, high), checked before any training."""
+    from miaudit.verdict import parse_level
+
+    level = parse_level(text)
+    if level not in ("low", "medium", "high"):
+        raise ConfigError(f"--fail-on-leak takes a leak level: low, medium or high (got {text!r})")
+    return level
+
+
 def exit_code(args: argparse.Namespace, record: object) -> int:
     """1 when --fail-on-leak LEVEL is given and the verdict reaches it, else 0."""
     from miaudit.verdict import level_at_least
@@ -308,10 +318,9 @@ def exit_code(args: argparse.Namespace, record: object) -> int:
 def _run(args: argparse.Namespace) -> int:
     from miaudit.experiments import run_audit
     from miaudit.models.executors import executor_from_options
-    from miaudit.verdict import parse_level
 
     if args.fail_on_leak:
-        args.fail_on_leak = parse_level(args.fail_on_leak)
+        args.fail_on_leak = leak_gate(args.fail_on_leak)
     config = config_from_args(args)
     executor = executor_from_options(args.executor or "local", ray_address=args.ray_address, workers=args.workers)
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from miaudit.cli.audit_cmd import exit_code, print_record
+from miaudit.cli.audit_cmd import exit_code, leak_gate, print_record
 from miaudit.cli.common import COMMANDS, Command, add_output_flags
 from miaudit.errors import ConfigError, InputError
 
@@ -47,12 +47,11 @@ def _arrays(path: str, keys: tuple[str, ...], what: str) -> dict:
 
 def _run(args: argparse.Namespace, config: object) -> int:
     from miaudit.experiments import run_audit
-    from miaudit.verdict import parse_level
 
     if args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if args.fail_on_leak:
-        args.fail_on_leak = parse_level(args.fail_on_leak)
+        args.fail_on_leak = leak_gate(args.fail_on_leak)
     record = run_audit(config, progress=False).record()  # type: ignore[arg-type]
     paths = record.write(Path(args.out), report=not args.no_report)
     print_record(args, record, ", ".join(str(p) for p in paths.values()))
