@@ -51,7 +51,6 @@ def audit(
     only the metrics and the verdict.
     """
     from miaudit.core.own_data import OwnData
-    from miaudit.core.sources import TargetSource
     from miaudit.errors import ConfigError
     from miaudit.experiments.audit import AuditConfig, run_audit
 
@@ -63,7 +62,7 @@ def audit(
         return run_audit(config, progress=False).record()
     if train is None or test is None:
         raise ConfigError("give train=(x, y), the model's training records, and test=(x, y), records it never saw")
-    source = _source_of(model, TargetSource)
+    source = _source_of(model)
     own = OwnData(train=train, test=test, pool=pool, pool_share=pool_share, class_names=tuple(class_names))
     config = AuditConfig(
         dataset=own.name, threat_model=threat_model, attacks=tuple(attacks) if attacks else None,
@@ -73,15 +72,16 @@ def audit(
     return run_audit(config, progress=False).record()
 
 
-def _source_of(model: Any, source_cls: type) -> Any:
-    if isinstance(model, source_cls):
+def _source_of(model: Any) -> Any:
+    """A path is a model file, an http(s) address a served model, anything else a Python object."""
+    from miaudit.core.sources import TargetSource
+
+    if isinstance(model, TargetSource):
         return model
     if isinstance(model, (str, Path)):
         text = str(model)
-        if text.startswith(("http://", "https://")):
-            return source_cls("url", text)
-        return source_cls("file", text)
-    return source_cls("object", model)
+        return TargetSource("url" if text.startswith(("http://", "https://")) else "file", text)
+    return TargetSource("object", model)
 
 
 def read(run_dir: str | Path) -> AuditRecord:

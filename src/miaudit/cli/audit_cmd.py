@@ -19,7 +19,7 @@ from miaudit.cli.common import (
     parse_int_list,
 )
 from miaudit.cli.tabular_flags import add_tabular_flags, tabular_options
-from miaudit.errors import ConfigError
+from miaudit.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from miaudit.experiments import AuditResult
@@ -92,17 +92,22 @@ def _save_target(result: "AuditResult", path: Path) -> None:
     )  # fmt: skip
 
 
+def _value(raw: str) -> object:
+    """A command-line value: JSON (numbers, true/false, lists) or else the text itself."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
 def _key_values(flag: str, items: list[str]) -> dict[str, object]:
-    """``["key=value", ...]`` -> dict; values parsed as JSON (numbers, true/false) or kept as strings."""
+    """``["key=value", ...]`` -> dict, values read by :func:`_value`."""
     out: dict[str, object] = {}
     for item in items:
         key, eq, raw = item.partition("=")
         if not (eq and key.strip()):
             raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE, e.g. epochs=20")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
+        out[key.strip()] = _value(raw)
     return out
 
 
@@ -115,21 +120,25 @@ def parse_attack_options(items: list[str]) -> dict[str, dict[str, object]]:
         key, eq, raw = rest.partition("=")
         if not (sep and eq and attack.strip() and key.strip()):
             raise ConfigError(f"--attack-option {item!r}: expected ATTACK:KEY=VALUE, e.g. blindmi-bi:batch_size=100")
-        try:
-            value: object = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        options.setdefault(attack.strip(), {})[key.strip()] = value
+        options.setdefault(attack.strip(), {})[key.strip()] = _value(raw)
     return options
 
 
-def _npz_records(path: str, flag: str) -> tuple[object, object]:
+def npz_arrays(path: str, keys: tuple[str, ...], flag: str) -> dict:
+    """The arrays of a ``.npz`` file given to ``flag`` (never unpickled); ``keys`` must be present."""
     from miaudit.targets.external import read_npz
 
+    if Path(path).suffix.lower() != ".npz":
+        raise ConfigError(f"{flag} must be a .npz file with arrays {', '.join(keys)}, got {Path(path).name!r}")
     arrays = read_npz(path, flag)
-    missing = [k for k in ("x", "y") if k not in arrays]
+    missing = [k for k in keys if k not in arrays]
     if missing:
-        raise ConfigError(f"{flag} {Path(path).name}: missing array(s) {', '.join(missing)} (need x and y)")
+        raise InputError(f"{Path(path).name}: missing array(s) {', '.join(missing)} (need {', '.join(keys)})")
+    return arrays
+
+
+def _npz_records(path: str, flag: str) -> tuple[object, object]:
+    arrays = npz_arrays(path, ("x", "y"), flag)
     return arrays["x"], arrays["y"]
 
 

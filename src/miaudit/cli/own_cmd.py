@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from miaudit.cli.audit_cmd import exit_code, leak_gate, print_record
+from miaudit.cli.audit_cmd import exit_code, leak_gate, npz_arrays, print_record
 from miaudit.cli.common import COMMANDS, Command, add_output_flags
-from miaudit.errors import ConfigError, InputError
+from miaudit.errors import ConfigError
 
 
 def _common(p: argparse.ArgumentParser, out: str) -> None:
@@ -33,18 +33,6 @@ def _configure_model(p: argparse.ArgumentParser) -> None:
     _common(p, "results/own-model")
 
 
-def _arrays(path: str, keys: tuple[str, ...], what: str) -> dict:
-    from miaudit.targets.external import read_npz
-
-    if Path(path).suffix.lower() != ".npz":
-        raise ConfigError(f"{what} must be a .npz file with arrays {', '.join(keys)}, got {Path(path).name!r}")
-    arrays = read_npz(path, what)
-    missing = [k for k in keys if k not in arrays]
-    if missing:
-        raise InputError(f"{Path(path).name}: missing array(s) {', '.join(missing)} (need {', '.join(keys)})")
-    return arrays
-
-
 def _run(args: argparse.Namespace, config: object) -> int:
     from miaudit.experiments import run_audit
 
@@ -63,8 +51,8 @@ def _run_model(args: argparse.Namespace) -> int:
     from miaudit.core.sources import TargetSource
     from miaudit.experiments import AuditConfig
 
-    data = _arrays(args.data, ("x", "y", "is_member"), "--data")
-    pool = _arrays(args.pool, ("x", "y"), "--pool") if args.pool else None
+    data = npz_arrays(args.data, ("x", "y", "is_member"), "--data")
+    pool = npz_arrays(args.pool, ("x", "y"), "--pool") if args.pool else None
     own = OwnData.from_membership(
         data["x"], data["y"], data["is_member"], pool=(pool["x"], pool["y"]) if pool else None,
         pool_share=0.0, balance=False, name=Path(args.data).name,

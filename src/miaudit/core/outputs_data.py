@@ -14,6 +14,7 @@ import numpy as np
 
 from miaudit.data.base import Dataset
 from miaudit.data.split import Split
+from miaudit.io_utils import sha256_arrays
 
 
 def outputs_dataset(outputs: Any, *, seed: int) -> tuple[Dataset, Split, list[str]]:
@@ -24,7 +25,7 @@ def outputs_dataset(outputs: Any, *, seed: int) -> tuple[Dataset, Split, list[st
         x=np.arange(n, dtype=np.float32).reshape(n, 1),
         y=outputs.labels,
         num_classes=outputs.num_classes,
-        fingerprint=outputs.fingerprint() if hasattr(outputs, "fingerprint") else "",
+        fingerprint=sha256_arrays(outputs.proba(), outputs.labels, outputs.is_member),
     )
     rows = np.arange(n)
     split = Split(rows[outputs.is_member], rows[~outputs.is_member], np.arange(0), np.arange(0), seed=seed)

@@ -92,8 +92,6 @@ def _config_dict(config: Any, split_sizes: dict[str, int], result: Any) -> dict[
 
 def summary_of(result: Any, verdict: Verdict | None) -> dict[str, Any]:
     """The JSON-able record of a finished audit (an ``AuditResult``), everything but the scores."""
-    from miaudit.provenance import versions
-
     threat = result.threat
     price = threat.price_per_query if threat is not None else None
     dataset = result.dataset
@@ -108,15 +106,11 @@ def summary_of(result: Any, verdict: Verdict | None) -> dict[str, Any]:
     if own is not None:
         data["preprocessing"] = own.preprocessing
     uncalibrated = set(result.uncalibrated)
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "miaudit_version": __version__,
-        "versions": versions(),
-        "kind": result.source_kind,
-        "config": _config_dict(result.config, result.split.sizes(), result),
-        "dataset": data,
-        "target": {
+    return _summary(
+        kind=result.source_kind,
+        config=_config_dict(result.config, result.split.sizes(), result),
+        dataset=data,
+        target={
             "source": result.source,
             "model": result.model_name,
             "options": result.model_options,
@@ -126,19 +120,42 @@ def summary_of(result: Any, verdict: Verdict | None) -> dict[str, Any]:
             "test_accuracy": result.test_accuracy,
             "stand_in": result.stand_in,
         },
-        "threat_model": threat.name if threat is not None else result.config.threat_model,
-        "threat": threat_dict(threat),
-        "evaluation": {
-            "members": int(np.sum(result.is_member)),
-            "non_members": int(np.sum(~np.asarray(result.is_member))),
-            "notes": list(result.notes),
-        },
-        "attacks": {
-            o.result.attack: attack_summary(o, price, o.result.attack not in uncalibrated) for o in result.outcomes
-        },
-        "skipped": result.skipped,
-        "defense": result.defense,
-        "warnings": list(result.warnings),
+        threat_model=threat.name if threat is not None else result.config.threat_model,
+        threat=threat_dict(threat),
+        is_member=np.asarray(result.is_member, dtype=bool),
+        notes=result.notes,
+        attacks={o.result.attack: attack_summary(o, price, o.result.attack not in uncalibrated) for o in result.outcomes},
+        skipped=result.skipped,
+        defense=result.defense,
+        warnings=result.warnings,
+        verdict=verdict,
+    )
+
+
+def _summary(
+    *, kind: str, config: dict[str, Any], dataset: dict[str, Any], target: dict[str, Any], threat_model: str,
+    threat: dict[str, Any] | None, is_member: np.ndarray, notes: Any, attacks: dict[str, Any],
+    skipped: dict[str, str], defense: dict[str, Any] | None, warnings: Any, verdict: Verdict | None,
+) -> dict[str, Any]:
+    """``results.json``: the one layout every kind of audit writes (schema and provenance first)."""
+    from miaudit.provenance import versions
+
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "miaudit_version": __version__,
+        "versions": versions(),
+        "kind": kind,
+        "config": config,
+        "dataset": dataset,
+        "target": target,
+        "threat_model": threat_model,
+        "threat": threat,
+        "evaluation": {"members": int(is_member.sum()), "non_members": int((~is_member).sum()), "notes": list(notes)},
+        "attacks": attacks,
+        "skipped": skipped,
+        "defense": defense,
+        "warnings": list(warnings),
         "verdict": verdict.to_dict() if verdict is not None else None,
     }
 
@@ -264,7 +281,6 @@ def record_from_scores(
     computed here exactly as for any audit; ``dataset`` / ``target`` / ``config`` are the
     front door's own descriptions."""
     from miaudit import metrics
-    from miaudit.provenance import versions
 
     is_member = np.asarray(is_member, dtype=bool)
     arrays = {n: np.asarray(v, dtype=np.float64) for n, v in scores.items()}
@@ -272,25 +288,11 @@ def record_from_scores(
     for name, values in arrays.items():
         m = metrics.evaluate(values, is_member, n_bootstrap=n_bootstrap, seed=seed)
         attacks[name] = {**m.to_dict(), "calibrated": True, "queries_per_record": 0.0, "details": (details or {}).get(name, {})}
-    verdict = verdict_of(arrays, is_member)
-    summary = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "miaudit_version": __version__,
-        "versions": versions(),
-        "kind": kind,
-        "config": json.loads(json.dumps(config, default=str)),
-        "dataset": dataset,
-        "target": target,
-        "threat_model": threat_model,
-        "threat": None,
-        "evaluation": {"members": int(is_member.sum()), "non_members": int((~is_member).sum()), "notes": list(notes)},
-        "attacks": attacks,
-        "skipped": {},
-        "defense": None,
-        "warnings": [],
-        "verdict": verdict.to_dict() if verdict is not None else None,
-    }
+    summary = _summary(
+        kind=kind, config=json.loads(json.dumps(config, default=str)), dataset=dataset, target=target,
+        threat_model=threat_model, threat=None, is_member=is_member, notes=notes, attacks=attacks, skipped={},
+        defense=None, warnings=(), verdict=verdict_of(arrays, is_member),
+    )  # fmt: skip
     return AuditRecord(summary, np.asarray(record_indices), is_member, arrays)
 
 

@@ -56,7 +56,8 @@ class SourceKind:
     """How one kind of source is described and turned into a classifier."""
 
     describe: Callable[[TargetSource], str]
-    # (source, x_probe, num_classes) -> classifier; None for ``trained`` (the audit trains it).
+    # (source, x_probe, num_classes) -> classifier; None for ``trained`` (the audit trains it) and
+    # ``url`` (connected by :func:`connect_url` before the data loads).
     resolve: Callable[[TargetSource, np.ndarray, int], Any] | None
     trained_here: bool = False
 
@@ -178,13 +179,12 @@ def _resolve_object(source: TargetSource, x_probe: np.ndarray, num_classes: int)
     return _check_answers(classifier, x_probe, num_classes, f"the {type(source.value).__name__}")
 
 
-def _resolve_url(source: TargetSource, x_probe: np.ndarray, num_classes: int) -> Any:
+def connect_url(source: TargetSource) -> Any:
+    """The served model behind a ``url`` source. Connected before the data loads: what the server
+    releases caps the threat model, and so which attacks run (the audit checks the input shape)."""
     from miaudit.targets.http_target import HttpTarget
 
-    remote = HttpTarget(source.value, api_key=source.options.get("api_key"))
-    if tuple(remote.input_shape) != tuple(x_probe.shape[1:]):
-        raise ConfigError(f"the served model takes inputs shaped {tuple(remote.input_shape)}, the data has {tuple(x_probe.shape[1:])}")
-    return remote
+    return HttpTarget(source.value, api_key=source.options.get("api_key"))
 
 
 def _resolve_outputs(source: TargetSource, x_probe: np.ndarray, num_classes: int) -> Any:
@@ -199,7 +199,7 @@ def _describe_object(source: TargetSource) -> str:
 TARGET_SOURCES.add("trained", SourceKind(lambda s: "trained here by miaudit", None, trained_here=True))
 TARGET_SOURCES.add("file", SourceKind(lambda s: f"model file {Path(str(s.value)).name!r}", _resolve_file))
 TARGET_SOURCES.add("object", SourceKind(_describe_object, _resolve_object))
-TARGET_SOURCES.add("url", SourceKind(lambda s: f"served model at {s.value}", _resolve_url))
+TARGET_SOURCES.add("url", SourceKind(lambda s: f"served model at {s.value}", None))
 TARGET_SOURCES.add("outputs", SourceKind(lambda s: f"precomputed outputs ({s.value.source})", _resolve_outputs))
 
 

@@ -205,7 +205,7 @@ def _source(config: AuditConfig) -> Any:
 def _check_class_names(target: Any, class_names: tuple[str, ...]) -> None:
     """A model that names its classes (a scikit-learn ``classes_``) must name the data's, in order."""
     names = getattr(target, "class_names", None)
-    if not class_names or not names or isinstance(names, property):
+    if not class_names or not names:
         return
     if [str(n) for n in names] != [str(n) for n in class_names]:
         raise ConfigError(
@@ -274,7 +274,7 @@ def prepare_audit(
     shadow and reference models; None trains them in this process. ``dataset`` replaces loading
     ``config.dataset`` (the studies pass derived data sets, e.g. a subset of the classes,
     keeping the data set's name for its defaults). Call :meth:`AuditSetup.close` when done."""
-    from miaudit.core.sources import TARGET_SOURCES
+    from miaudit.core.sources import TARGET_SOURCES, connect_url
     from miaudit.core.stand_ins import stand_in as make_stand_in
     from miaudit.models import ModelCache, TrainingRecipe, fit_classifier
 
@@ -288,9 +288,7 @@ def prepare_audit(
     )
     remote = None
     if source.kind == "url":
-        from miaudit.targets.http_target import HttpTarget
-
-        remote = HttpTarget(source.value, api_key=source.options.get("api_key"))
+        remote = connect_url(source)
         threat = _capped_by_server(threat, remote)
     if source.kind == "outputs":
         threat = derive(threat, output="full") if threat.output > OutputAccess.PROBABILITIES else threat
