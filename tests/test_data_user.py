@@ -103,7 +103,7 @@ def test_npz_object_array_is_refused_without_unpickling(tmp_path):
     bad = np.empty(2, dtype=object)
     bad[0], bad[1] = Booby(marker), Booby(marker)
     np.savez(tmp_path / "evil.npz", x=np.zeros((2, 2)), y=bad)
-    with pytest.raises(DataError, match="object \\(pickled\\) array, which miaudit never loads"):
+    with pytest.raises(DataError, match="object \\(pickled\\) array, which miaudit never unpickles"):
         load_user_data(tmp_path / "evil.npz")
     assert not marker.exists()
     # a pickle file merely named .npz is refused the same way

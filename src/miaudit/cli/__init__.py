@@ -1,6 +1,10 @@
 """The ``miaudit`` command line: thin; parses, calls the library, prints.
 
-User errors (:class:`MiauditError`, bad options) print one line on stderr and exit 2, no traceback.
+Exit codes: 0 done; 1 the audit found leakage at ``--fail-on-leak``'s level; 2 a user error;
+70 an internal bug; 130 interrupted. Every failure a user or a file can cause (miaudit's own
+errors, bad options, the file system, memory, recursion) prints one line on stderr and exits 2,
+with no traceback (:mod:`miaudit.cli.errors`); an internal bug prints its traceback and asks to
+be reported. Library warnings are hidden unless ``--verbose``; miaudit's own print as one line.
 Each subcommand lives in its own module and registers itself in :data:`COMMANDS`.
 """
 
@@ -24,7 +28,8 @@ from miaudit.cli import (
     study_cmd,
 )
 from miaudit.cli.common import COMMANDS, UsageError
-from miaudit.errors import MiauditError
+from miaudit.cli.errors import quiet_warnings, report_failure
+from miaudit.limits import parse_limit, use_limits
 
 _MODULES = (
     audit_cmd, datasets_cmd, defend_cmd, many_targets_cmd, own_cmd, registry_cmds, report_cmd,
@@ -50,18 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             parser.print_help()
             return 2
-        return int(COMMANDS.get(args.command).run(args) or 0)
-    except (MiauditError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        changes = dict(parse_limit(text) for text in args.limit)
+        with quiet_warnings(verbose), use_limits(**changes):
+            return int(COMMANDS.get(args.command).run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; finished models are cached, rerun to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - one mapping of every failure to its exit code
+        return report_failure(exc, verbose=verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

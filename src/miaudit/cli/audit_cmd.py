@@ -126,7 +126,7 @@ def parse_attack_options(items: list[str]) -> dict[str, dict[str, object]]:
 
 def npz_arrays(path: str, keys: tuple[str, ...], flag: str) -> dict:
     """The arrays of a ``.npz`` file given to ``flag`` (never unpickled); ``keys`` must be present."""
-    from miaudit.targets.external import read_npz
+    from miaudit.bounded_io import read_npz
 
     if Path(path).suffix.lower() != ".npz":
         raise ConfigError(f"{flag} must be a .npz file with arrays {', '.join(keys)}, got {Path(path).name!r}")

@@ -25,6 +25,19 @@ class Command:
     def add_parser(self, sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
         parser = sub.add_parser(name, help=self.help, description=self.help)
         self.configure(parser)
+        add_safety_flags(parser)
+
+
+def add_safety_flags(parser: argparse.ArgumentParser) -> None:
+    """``--limit NAME=VALUE`` and ``--verbose``, on every command (see :mod:`miaudit.limits`)."""
+    from miaudit.limits import Limits
+
+    names = ", ".join(Limits.names())
+    parser.add_argument(
+        "--limit", action="append", default=[], metavar="NAME=VALUE",
+        help=f"raise (or lower) a bound on inputs, repeatable; sizes take k/m/g; NAME is one of {names} (README: What miaudit refuses)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show library warnings and, on an error, its full traceback")
 
 
 COMMANDS: Registry[Command] = Registry("command")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from miaudit.bounded_io import read_npz
 from miaudit.data.base import Dataset
 from miaudit.data.labels import LABEL_COLUMN_NAMES, encode_labels
 from miaudit.errors import ConfigError, DataError
@@ -147,27 +147,12 @@ def load_npz(path: str | os.PathLike[str], *, name: str | None = None) -> Datase
     """
     path = Path(path)
     how = "save it with np.savez(path, x=features.astype('float32'), y=labels)"
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise DataError(f"{path} is a single .npy array, not an .npz archive; {how}")
-        with loaded as z:
-            missing = [k for k in ("x", "y") if k not in z.files]
-            if missing:
-                raise DataError(
-                    f"{path} lacks array(s) {', '.join(missing)} (has {', '.join(z.files) or 'none'}); {how}"
-                )
-            x, y = z["x"], z["y"]
-            class_names = z["class_names"] if "class_names" in z.files else None
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataError(
-                f"{path} holds an object (pickled) array, which miaudit never loads because unpickling can run "
-                f"code; {how}"
-            ) from None
-        raise DataError(f"{path} is not a valid .npz file ({exc}); {how}") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc}); {how}") from None
+    arrays = read_npz(path, "data file", how=how)
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise DataError(f"{path} lacks array(s) {', '.join(missing)} (has {', '.join(arrays) or 'none'}); {how}")
+    x, y = arrays["x"], arrays["y"]
+    class_names = arrays.get("class_names")
     if x.dtype.kind not in "biuf" or x.ndim < 2:
         raise DataError(f"{path}: x must be a numeric array of shape (n, features...), got {x.dtype} {x.shape}; {how}")
     if y.ndim != 1 or len(y) != len(x):

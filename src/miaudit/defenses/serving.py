@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from miaudit.bounded_io import read_npz
 from miaudit.defenses.base import TrainingTask, parse_defense
 from miaudit.defenses.output import DefendedOutputs, OutputDefense
 from miaudit.errors import ConfigError, InputError
@@ -20,13 +21,7 @@ from miaudit.errors import ConfigError, InputError
 
 def load_defense_data(path: str | Path, input_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """``(members, nonmembers)`` from an .npz, checked: shapes, finite numbers, no pickles."""
-    try:
-        with np.load(Path(path), allow_pickle=False) as data:
-            arrays = {k: np.asarray(data[k]) for k in ("members", "nonmembers") if k in data.files}
-    except FileNotFoundError:
-        raise InputError(f"defense data {str(path)!r} does not exist") from None
-    except (ValueError, OSError) as exc:
-        raise InputError(f"defense data {str(path)!r} is not a readable .npz of numeric arrays ({exc})") from None
+    arrays = read_npz(path, "defense data", how="save 'members' and 'nonmembers' with numpy.savez")
     for key in ("members", "nonmembers"):
         if key not in arrays:
             raise InputError(f"defense data {str(path)!r} needs an array named {key!r}")

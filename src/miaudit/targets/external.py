@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from miaudit.bounded_io import read_npz, regular_file
 from miaudit.errors import ConfigError, DataError, InputError
 from miaudit.models.classifier import (
     EVAL_BATCH,
@@ -48,10 +49,7 @@ _LOG_FLOOR = 1e-30
 
 
 def _existing_file(path: str | Path, what: str) -> Path:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise DataError(f"{what} {str(p)!r} does not exist or is not a file; check the path")
-    return p
+    return regular_file(path, what)
 
 
 def _check_outputs(out: np.ndarray, n: int, num_classes: int | None, source: str) -> np.ndarray:
@@ -463,19 +461,3 @@ def _as_float_matrix(arr: Any, kind: str, src: str) -> np.ndarray:
     if not np.isfinite(a).all():
         raise InputError(f"{src}: {kind!r} contains infinite values")
     return a
-
-
-def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
-    """All arrays of a ``.npz`` file, read with ``allow_pickle=False`` (object arrays refused)."""
-    p = _existing_file(path, what)
-    if not zipfile.is_zipfile(p):
-        raise DataError(f"{p.name} is not a .npz archive (save it with numpy.savez)")
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataError(f"{p.name} holds object arrays, which would need unpickling; save plain numeric arrays") from None
-        raise DataError(f"cannot read {p.name} as .npz: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-    except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise DataError(f"cannot read {p.name} as .npz (corrupt or not a numpy archive): {type(exc).__name__}") from None
