@@ -15,8 +15,10 @@ from miaudit.cli.common import (
     add_data_dir_flag,
     add_executor_flags,
     add_output_flags,
+    claimed_out,
     console,
     parse_int_list,
+    parse_name_list,
 )
 from miaudit.cli.tabular_flags import add_tabular_flags, tabular_options
 from miaudit.errors import ConfigError, InputError
@@ -205,11 +207,7 @@ def config_from_args(args: argparse.Namespace) -> object:
         raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
     if args.bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    attacks = None
-    if args.attacks is not None:
-        attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip())
-        if not attacks:
-            raise ConfigError("--attacks names no attack; give attack names (see `miaudit attacks`) or leave it out")
+    attacks = parse_name_list("--attacks", args.attacks)
     own = own_data_from_args(args)
     source = source_from_args(args, own)
     if own is not None and args.dataset:
@@ -331,13 +329,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.fail_on_leak:
         args.fail_on_leak = leak_gate(args.fail_on_leak)
     config = config_from_args(args)
-    executor = executor_from_options(args.executor or "local", ray_address=args.ray_address, workers=args.workers)
-    try:
-        result = run_audit(config, progress=not (args.quiet or args.json), executor=executor)
-    finally:
-        executor.close()
-    record = result.record()
-    paths = record.write(Path(args.out), report=not args.no_report)
+    with claimed_out(args, "results/audit") as out_dir:
+        executor = executor_from_options(args.executor or "local", ray_address=args.ray_address, workers=args.workers)
+        try:
+            result = run_audit(config, progress=not (args.quiet or args.json), executor=executor)
+        finally:
+            executor.close()
+        record = result.record()
+        paths = record.write(out_dir, report=not args.no_report)
     if args.save_target:
         _save_target(result, Path(args.save_target))
     print_record(args, record, ", ".join(str(p) for p in paths.values()))

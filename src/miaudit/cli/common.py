@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 
@@ -64,6 +66,34 @@ def add_executor_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", default=None, help="where shadow/reference models train: local (default), process, ray")
     parser.add_argument("--ray-address", default=None, metavar="ADDRESS", help="Ray cluster to train on (e.g. ray://head:10001 or auto); with --executor ray")
     parser.add_argument("--workers", type=int, default=None, help="processes of --executor process, or CPUs of a local Ray instance")
+
+
+def parse_name_list(flag: str, text: str | None) -> tuple[str, ...] | None:
+    """``"loss, lira"`` -> ``("loss", "lira")``; None stays None (the default); a list naming
+    nothing (``","``) is a ConfigError, never an empty run that would replace earlier results."""
+    from miaudit.errors import ConfigError
+
+    if text is None:
+        return None
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not names:
+        raise ConfigError(f"{flag} names nothing ({text!r}); give comma-separated names (see `miaudit attacks`) or leave it out")
+    return names
+
+
+def claimed_out(args: argparse.Namespace, default: str, *, uses_cache: bool = True, lock: bool = True) -> contextlib.AbstractContextManager[Path]:
+    """``--out`` (or ``default``) checked before any work, and locked while the command runs;
+    the cache is checked too when the command trains models (see :mod:`miaudit.folders`)."""
+    from miaudit.folders import check_cache_dir, check_out_dir, claim_out_dir
+
+    out = args.out if args.out is not None else default
+    options = {"cache_dir": getattr(args, "cache_dir", None), "data_dir": getattr(args, "data_dir", None)}
+    if lock:
+        return claim_out_dir(out, uses_cache=uses_cache, **options)
+    checked = check_out_dir(out, **options)
+    if uses_cache:
+        check_cache_dir(options["cache_dir"])
+    return contextlib.nullcontext(checked)
 
 
 def parse_int_list(flag: str, text: str) -> tuple[int, ...]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, console
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, claimed_out, console, parse_name_list
 from miaudit.errors import ConfigError
 
 
@@ -47,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     defenses = parse_defenses(args.defenses)  # unknown names fail here, before any training
     attacks = None
     if args.attacks is not None:
-        attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip())
+        attacks = parse_name_list("--attacks", args.attacks)
         for name in attacks:
             ATTACKS.get(name)
     for flag, value in (("--reference", args.reference), ("--shadow-models", args.shadow_models), ("--epochs", args.epochs)):
@@ -76,10 +75,10 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
     )
-    out = Path(args.out or f"results/defend-{args.dataset}")
     con = console(args)
-    study = run_defend(config, log=con.print, out_dir=out)
-    paths = write_defend(study, out)
+    with claimed_out(args, f"results/defend-{args.dataset}") as out:
+        study = run_defend(config, log=con.print, out_dir=out)
+        paths = write_defend(study, out)
     if args.json:
         print(json.dumps({"rows": [{k: v for k, v in r.items() if k != "per_attack"} for r in study["rows"]],
                           "files": {k: str(v) for k, v in paths.items()}}, indent=2))  # fmt: skip

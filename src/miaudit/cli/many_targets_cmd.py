@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, console, parse_int_list
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, claimed_out, console, parse_int_list, parse_name_list
 from miaudit.errors import ConfigError
 
 
@@ -40,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         n_models=args.models,
         n_targets=args.targets,
         reference_counts=parse_int_list("--reference-counts", args.reference_counts),
-        attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks else None,
+        attacks=parse_name_list("--attacks", args.attacks),
         model=args.model,
         recipe={"epochs": args.epochs} if args.epochs is not None else {},
         subset=args.subset,
@@ -51,13 +50,13 @@ def _run(args: argparse.Namespace) -> int:
     )
     from miaudit.models.executors import executor_from_options
 
-    executor = executor_from_options(args.executor or "local", ray_address=args.ray_address, workers=args.workers)
-    try:
-        result = run_many_targets(config, progress=not (args.quiet or args.json), executor=executor)
-    finally:
-        executor.close()
-    out_dir = Path(args.out) if args.out else Path("results") / f"many-targets-{args.dataset}"
-    json_path, md_path = write_many_targets(result, out_dir)
+    with claimed_out(args, f"results/many-targets-{args.dataset}") as out_dir:
+        executor = executor_from_options(args.executor or "local", ray_address=args.ray_address, workers=args.workers)
+        try:
+            result = run_many_targets(config, progress=not (args.quiet or args.json), executor=executor)
+        finally:
+            executor.close()
+        json_path, md_path = write_many_targets(result, out_dir)
     if args.json:
         print(json.dumps(to_dict(result), indent=2))
         return 0

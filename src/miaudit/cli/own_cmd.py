@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from miaudit.cli.audit_cmd import exit_code, leak_gate, npz_arrays, print_record
-from miaudit.cli.common import COMMANDS, Command, add_output_flags
+from miaudit.cli.common import COMMANDS, Command, add_output_flags, claimed_out, parse_name_list
 from miaudit.errors import ConfigError
 
 
@@ -40,8 +40,9 @@ def _run(args: argparse.Namespace, config: object) -> int:
         raise ConfigError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if args.fail_on_leak:
         args.fail_on_leak = leak_gate(args.fail_on_leak)
-    record = run_audit(config, progress=False).record()  # type: ignore[arg-type]
-    paths = record.write(Path(args.out), report=not args.no_report)
+    with claimed_out(args, "results/own-model") as out_dir:
+        record = run_audit(config, progress=False).record()  # type: ignore[arg-type]
+        paths = record.write(out_dir, report=not args.no_report)
     print_record(args, record, ", ".join(str(p) for p in paths.values()))
     return exit_code(args, record)
 
@@ -60,7 +61,7 @@ def _run_model(args: argparse.Namespace) -> int:
     options: dict[str, object] = {"outputs": args.outputs}
     if args.trusted_type:
         options["trusted_types"] = tuple(args.trusted_type)
-    attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks is not None else None
+    attacks = parse_name_list("--attacks", args.attacks)
     config = AuditConfig(
         dataset=own.name, threat_model=args.threat_model, attacks=attacks, seed=args.seed, n_bootstrap=args.bootstrap,
         target=TargetSource("file", args.model_file, options), own_data=own, shadow_model=args.shadow_model,

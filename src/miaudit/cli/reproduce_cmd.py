@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from miaudit.cli.common import COMMANDS, Command, UsageError, add_data_dir_flag, add_output_flags, console, parse_int_list
+from miaudit.cli.common import COMMANDS, Command, UsageError, add_data_dir_flag, add_output_flags, claimed_out, console, parse_int_list
 from miaudit.errors import ConfigError
 
 
@@ -77,7 +77,6 @@ def _run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
-    out_dir = Path(args.out) if args.out is not None else Path("results") / preset.name
     out = console(args)
     quiet = args.quiet or args.json
 
@@ -87,18 +86,12 @@ def _run(args: argparse.Namespace) -> int:
         else:
             out.print(message)
 
-    rep = run_preset(
-        preset,
-        seeds=seeds,
-        epochs=args.epochs,
-        data_dir=args.data_dir,
-        cache_dir=args.cache_dir,
-        out_dir=out_dir,
-        progress=not quiet,
-        log=log,
-        command=_command_line(args, seeds),
-    )
-    json_path, md_path = write_reproduction(rep, out_dir)
+    with claimed_out(args, str(Path("results") / preset.name)) as out_dir:
+        rep = run_preset(
+            preset, seeds=seeds, epochs=args.epochs, data_dir=args.data_dir, cache_dir=args.cache_dir,
+            out_dir=out_dir, progress=not quiet, log=log, command=_command_line(args, seeds),
+        )  # fmt: skip
+        json_path, md_path = write_reproduction(rep, out_dir)
     if args.json:
         print(json.dumps(rep.to_dict(), indent=2))
         return 0

@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, console
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, claimed_out, console
 
 
 def _configure_run(p: argparse.ArgumentParser) -> None:
@@ -38,7 +38,9 @@ def _run(args: argparse.Namespace) -> int:
             out.print(f"{c.cell_id}: {', '.join(c.settings['attacks']) or '(no attack permitted)'}")
         out.print(f"{len(cells)} cells; the file is valid")
         return 0
-    run_dir = Path(args.out) if args.out else Path("results") / exp.name
+    # run_grid takes the folder's lock itself (and keeps it across resumes); checked here first
+    with claimed_out(args, str(Path("results") / exp.name), lock=False) as run_dir:
+        pass
     opts = RunOptions(
         data_dir=args.data_dir, cache_dir=args.cache_dir, executor=args.executor,
         ray_address=args.ray_address, workers=args.workers, progress=not (args.quiet or args.json),

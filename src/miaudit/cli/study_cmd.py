@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, console
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, claimed_out, console, parse_name_list
 from miaudit.cli.reproduce_cmd import parse_seeds
 from miaudit.errors import ConfigError
 
@@ -60,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--shadow-models must be >= 1, got {args.shadow_models}")
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
-    attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip()) if args.attacks else DEFAULT_ATTACKS
+    attacks = parse_name_list("--attacks", args.attacks) or DEFAULT_ATTACKS
     config = StudyConfig(
         dataset=args.dataset,
         seeds=parse_seeds(args.seeds),
@@ -76,8 +75,9 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
     )
-    result = study.run(config, not (args.quiet or args.json))
-    paths = write_study(result, config, Path(args.out or f"results/study-{args.name}"))
+    with claimed_out(args, f"results/study-{args.name}", uses_cache=not args.no_cache) as out_dir:
+        result = study.run(config, not (args.quiet or args.json))
+        paths = write_study(result, config, out_dir)
     if args.json:
         print(paths["json"].read_text())
         return 0

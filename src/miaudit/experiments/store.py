@@ -30,13 +30,13 @@ import csv
 import json
 import os
 import platform
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from miaudit.core.record import write_scores_csv  # noqa: F401  (re-exported for the grid)
 from miaudit.errors import ConfigError
+from miaudit.folders import locked  # noqa: F401  (the run's lock, shared with every command)
 from miaudit.io_utils import atomic_path
 from miaudit.registry import Registry
 
@@ -82,20 +82,6 @@ def versions() -> dict[str, str]:
         "scipy": scipy.__version__,
         "platform": f"{platform.system()}-{platform.machine()}",
     }
-
-
-@contextmanager
-def locked(run_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``run_dir`` (released by the OS even on SIGKILL)."""
-    import fcntl
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"another miaudit run is using {run_dir}; wait for it or choose another --out") from None
-        yield
 
 
 def log_event(run_dir: Path, **event: Any) -> None:

@@ -91,7 +91,10 @@ class ModelCache:
         return self.root / key.digest[:2] / f"{key.digest}.safetensors"
 
     def __contains__(self, key: ModelKey) -> bool:
-        return self.path(key).is_file()
+        path = self.path(key)
+        if path.exists() and not path.is_file():  # checked before training, not when saving after it
+            raise CacheError(f"cache entry {path} is not a regular file; delete it and rerun")
+        return path.is_file()
 
     def save(self, key: ModelKey, state: dict[str, torch.Tensor]) -> Path:
         """Write ``state`` (a state dict) for ``key`` atomically; returns the file."""
