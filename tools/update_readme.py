@@ -14,9 +14,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def generated_blocks() -> dict[str, str]:
-    from miaudit.cli.registry_cmds import attack_rows, markdown_table, threat_rows
+    from miaudit.cli.registry_cmds import attack_rows, limit_rows, markdown_table, threat_rows
 
-    return {"attacks": markdown_table(attack_rows()), "threats": markdown_table(threat_rows())}
+    return {
+        "attacks": markdown_table(attack_rows()),
+        "threats": markdown_table(threat_rows()),
+        "limits": markdown_table(limit_rows()),
+    }
 
 
 def render(text: str, blocks: dict[str, str]) -> str:

@@ -56,7 +56,7 @@ class Limits:
 
 _DESCRIPTIONS = {
     "file_bytes": "an input file read whole or parsed (CSV, .npz, model file, image)",
-    "array_bytes": "expanded size of one array an input makes miaudit allocate (.npz member, CSV table, images)",
+    "array_bytes": "expanded size of the arrays one input makes miaudit allocate (an .npz's members together, a CSV table, stacked images)",
     "records": "records (rows) in one input",
     "features": "features (values per record) in one input",
     "classes": "distinct labels or output columns",
@@ -127,11 +127,16 @@ def check_at_most(name: str, value: int, what: str) -> int:
     return value
 
 
+def format_limit(name: str, value: int) -> str:
+    """``value`` of limit ``name`` for people: sizes in KiB/MiB/GiB, counts with separators."""
+    return _human(name, value)
+
+
 def _human(name: str, value: int) -> str:
     if name.endswith("_bytes"):
         for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
             if value >= size:
-                return f"{value / size:.1f} {unit}"
+                return f"{value / size:.1f} {unit}".replace(".0 ", " ")
         return f"{value} bytes"
     return f"{value:,}"
 

@@ -110,3 +110,21 @@ def _run_defenses(args: argparse.Namespace) -> int:
 
 
 COMMANDS.add("defenses", Command("List the registered defenses and their parameters.", _configure_attacks, _run_defenses))
+
+
+def limit_rows() -> list[dict[str, str]]:
+    """One row per input bound (:mod:`miaudit.limits`): name, default and what it bounds."""
+    from miaudit.limits import Limits, format_limit
+
+    defaults = Limits()
+    return [
+        {"limit": f"`{name}`", "default": format_limit(name, getattr(defaults, name)), "bounds": Limits.description(name)}
+        for name in Limits.names()
+    ]
+
+
+def _run_limits(args: argparse.Namespace) -> int:
+    return _print_rows(args, "Input bounds (raise one with --limit NAME=VALUE)", limit_rows())
+
+
+COMMANDS.add("limits", Command("List the bounds on inputs and their defaults (raise with --limit).", _configure_attacks, _run_limits))
