@@ -9,19 +9,23 @@ uvicorn, e.g. ``miaudit serve``):
   largest probabilities, descending) or ``"probabilities": [[...]]`` (full vectors). A request
   may add ``"output": "label" | "topK" | "full"`` to ask for less than the policy releases.
   Under the ``label`` policy no probability ever leaves the server.
-- ``GET /v1/info``: number of classes, input shape, output policy, largest batch.
+- ``GET /v1/info``: number of classes, input shape, output policy, largest batch, and whether
+  released probability rows sum to 1 (clients check answers against it).
 - ``/openapi.json`` and ``/docs`` come from FastAPI.
 
 Bad requests get a 4xx answer with ``{"error": message}`` and the server keeps serving: a body
-over ``max_body_bytes`` or a batch over ``max_batch`` 413, malformed JSON, a non-numeric or
+over ``max_body_bytes`` or a batch over ``max_batch`` 413, a body not received within
+``read_timeout`` seconds 408 (both close the connection), malformed JSON, a non-numeric or
 non-finite value or a wrong feature count 422, a missing or unknown API key 401 (when
 ``api_keys`` is given; send it as ``X-API-Key`` or ``Authorization: Bearer``), an output asked
-beyond the policy 403. Queries are counted per API key in records (not requests), logged on the
-``miaudit.server`` logger and kept in ``app.state.queries``.
+beyond the policy 403. A client that disconnects mid-request is one log line. Queries are counted per API key in records (not requests), logged on the
+``miaudit.server`` logger and kept in ``app.state.queries``. Deadlines on headers and the cap on
+connections belong to the transport: :mod:`miaudit.targets.server_runtime`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -96,8 +100,45 @@ class _BadRequest(Exception):
         self.message = message
 
 
+class _ClientGone(Exception):
+    """The client disconnected before its request was complete."""
+
+
+# After these the rest of the request is unread: the connection cannot carry another one.
+_CLOSING = {408, 413}
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    headers = {"Connection": "close"} if status in _CLOSING else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def read_body(receive: Any, limit: int, timeout: float | None) -> bytes:
+    """The request body from the ASGI ``receive``, at most ``limit`` bytes, all of it within
+    ``timeout`` seconds (None: no deadline). :class:`_BadRequest` 413 or 408 otherwise;
+    :class:`_ClientGone` when the client disconnects first."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        remaining = None if deadline is None else deadline - loop.time()
+        try:
+            if remaining is not None and remaining <= 0:
+                raise asyncio.TimeoutError
+            # A total deadline, not one per chunk: a byte a second must not keep the request alive.
+            message = await asyncio.wait_for(receive(), remaining)
+        except asyncio.TimeoutError:
+            raise _BadRequest(408, f"the request body did not arrive within {timeout:g} s ({size} bytes came); send it at once") from None
+        if message["type"] == "http.disconnect":
+            raise _ClientGone(f"{size} bytes")
+        body = message.get("body", b"")
+        size += len(body)
+        if size > limit:
+            raise _BadRequest(413, f"request body over {limit} bytes; split the batch")
+        chunks.append(body)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _reject_constant(name: str) -> float:
@@ -172,11 +213,16 @@ def create_app(
     api_keys: Iterable[str] | None = None,
     input_shape: tuple[int, ...] | None = None,
     class_names: Iterable[str] = (),
+    read_timeout: float | None = 30.0,
+    rows_sum_to_one: bool = True,
 ) -> FastAPI:
     """A FastAPI app serving ``classifier`` (``predict_proba``, ``num_classes``, ``input_shape``).
 
     ``max_body_bytes`` defaults to room for ``max_batch`` records of 32 bytes per feature.
     ``api_keys``: when given (even empty), every request needs one of them.
+    ``read_timeout``: seconds a request's body may take to arrive (None: no deadline).
+    ``rows_sum_to_one``: whether released probability vectors sum to 1, as /v1/info tells
+    clients (False behind an output defense such as rounding or top-k, which need not keep sums).
     """
     shape = tuple(int(d) for d in (input_shape if input_shape is not None else getattr(classifier, "input_shape", None) or ()))
     if not shape:
@@ -189,6 +235,8 @@ def create_app(
     body_limit = int(max_body_bytes) if max_body_bytes is not None else max(1 << 20, max_batch * n_features * 32 + (64 << 10))
     if body_limit < 1:
         raise ConfigError(f"max_body_bytes must be positive, got {max_body_bytes!r}")
+    if read_timeout is not None and not 0 < float(read_timeout) < math.inf:
+        raise ConfigError(f"read_timeout must be a positive number of seconds, got {read_timeout!r}")
     keys = None if api_keys is None else [str(k) for k in api_keys]
     if keys is not None and any(not k for k in keys):
         raise ConfigError("API keys must not be empty")
@@ -249,6 +297,7 @@ def create_app(
                 "max_body_bytes": body_limit,
                 "class_names": names,
                 "auth_required": keys is not None,
+                "rows_sum_to_one": bool(rows_sum_to_one),
             }
         )
 
@@ -285,15 +334,15 @@ def create_app(
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > body_limit:
             return _error(413, f"request body of {length} bytes; send at most {body_limit} (split the batch)")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > body_limit:
-                return _error(413, f"request body over {body_limit} bytes; split the batch")
-            chunks.append(chunk)
         try:
             try:
-                payload = json.loads(b"".join(chunks), parse_constant=_reject_constant)
+                raw = await read_body(request.receive, body_limit, read_timeout)
+            except _ClientGone as gone:
+                peer = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+                logger.info("%s (%s) disconnected before its request was complete (%s received)", who, peer, gone)
+                return _error(400, "disconnected")  # uvicorn sends nothing to a gone client
+            try:
+                payload = json.loads(raw, parse_constant=_reject_constant)
             except (ValueError, RecursionError):
                 raise _BadRequest(422, "the body is not valid JSON") from None
             answer = policy
