@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -238,16 +239,17 @@ def test_the_model_process_dies_with_its_parent(benign):
         "import os, signal\n"
         "from miaudit.targets.external import TorchScriptClassifier\n"
         f"clf = TorchScriptClassifier({str(benign['path'])!r}, trust_model_code=True)\n"
-        "print(clf.process.pid, flush=True)\n"
+        "print(clf.process.pid, clf.process.scratch, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     proc = subprocess.run([sys.executable, "-B", "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    pid = int(proc.stdout.split()[0])
+    pid, scratch = proc.stdout.split()
     deadline = time.monotonic() + 10
-    while not _gone(pid) and time.monotonic() < deadline:
+    while not _gone(int(pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _gone(pid)
+    assert _gone(int(pid))
+    shutil.rmtree(scratch)  # a killed parent cannot remove the child's scratch folder
 
 
 def test_a_crashed_model_process_is_a_one_line_data_error(benign):

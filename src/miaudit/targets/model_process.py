@@ -18,7 +18,7 @@ ends any error message.
 The child is stopped by :meth:`ModelProcess.close` (also on ``with``, on garbage collection and
 at interpreter exit), and dies with the parent: it exits on EOF on its input, and the kernel
 kills it (``PR_SET_PDEATHSIG``) when the thread that started it exits, so start it from a
-thread that outlives its use. Its environment is a fresh one (no API keys or tokens of the
+thread that outlives its use. (A parent killed outright leaves the scratch folder in TMPDIR.) Its environment is a fresh one (no API keys or tokens of the
 parent's): ``PATH``, the Python paths, one thread, and ``HOME``/``TMPDIR`` in its scratch folder.
 """
 
