@@ -91,9 +91,9 @@ def _same_scores(a, b, atol=1e-6):
 
 def test_torchscript_and_onnx_logits_match_module(trained):
     ref = _module(trained).predict_logits(trained["x"])
-    ts = TorchScriptClassifier(trained["ts"])
-    np.testing.assert_allclose(ts.predict_logits(trained["x"]), ref, atol=1e-5)
-    assert ts.num_classes == trained["num_classes"]
+    with TorchScriptClassifier(trained["ts"], trust_model_code=True) as ts:  # run in a sandboxed process
+        np.testing.assert_allclose(ts.predict_logits(trained["x"]), ref, atol=1e-5)
+        assert ts.num_classes == trained["num_classes"]
     np.testing.assert_allclose(_onnx(trained).predict_logits(trained["x"]), ref, atol=1e-5)
 
 
@@ -102,7 +102,7 @@ def test_audits_match_in_process_module(trained, kind):
     if kind == "onnx":
         _onnx(trained)
     ref = _audit(trained["model"], trained)  # a plain torch module: classes inferred from the data
-    got = _audit(str(trained["ts" if kind == "torchscript" else "onnx"]), trained)
+    got = _audit(str(trained["ts" if kind == "torchscript" else "onnx"]), trained, trust_model_code=kind == "torchscript")
     assert list(got.scores) == list(ATTACKS)
     _same_scores(ref, got)
     # the target overfits its 300 records: correctness sees the generalisation gap
@@ -111,14 +111,14 @@ def test_audits_match_in_process_module(trained, kind):
 
 def test_top1_threat_model_and_refusals(trained):
     ref = _audit(trained["model"], trained, threat_model="black-box", output="top1")
-    got = _audit(str(trained["ts"]), trained, threat_model="black-box", output="top1")
+    got = _audit(str(trained["ts"]), trained, threat_model="black-box", output="top1", trust_model_code=True)
     _same_scores(ref, got)
     # gray-box shadow attacks need a pool and a stand-in model: refused by name, skipped otherwise
     with pytest.raises(MiauditError, match="pool"):
-        _audit(str(trained["ts"]), trained, attacks=["shadow-training"], threat_model="gray-box")
+        _audit(str(trained["ts"]), trained, attacks=["shadow-training"], threat_model="gray-box", trust_model_code=True)
     with pytest.raises(MiauditError, match="standing in"):
-        _audit(str(trained["ts"]), trained, attacks=["shadow-training"], threat_model="gray-box", pool_share=0.5)
-    res = _audit(str(trained["ts"]), trained, attacks=None, threat_model="label-only")
+        _audit(str(trained["ts"]), trained, attacks=["shadow-training"], threat_model="gray-box", pool_share=0.5, trust_model_code=True)
+    res = _audit(str(trained["ts"]), trained, attacks=None, threat_model="label-only", trust_model_code=True)
     assert "loss" in res.summary["skipped"] and list(res.scores) == ["correctness"]
 
 
@@ -133,7 +133,7 @@ def test_callable_stand_in_gray_box(trained):
     res = _audit(
         str(trained["ts"]), trained, attacks=["loss"], threat_model="gray-box", pool=pool,
         shadow_model=lambda x, y, seed: LogisticRegression(max_iter=200, random_state=seed).fit(x, y),
-        n_shadow_models=2,
+        n_shadow_models=2, trust_model_code=True,
     )  # fmt: skip
     assert res.attacks["loss"]["threshold_source"] == "shadow models" and res.attacks["loss"]["calibrated"]
     assert len(ESTIMATORS.names()) == n_before  # the stand-in was registered only for the audit
@@ -191,12 +191,14 @@ def test_invalid_outputs_rejected(tmp_path, arrays, match):
 def test_corrupt_files_rejected(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model at all")
-    with pytest.raises(MiauditError, match="TorchScript"):
+    with pytest.raises(MiauditError, match="trust-model-code"):  # a program: refused before it is read
         TorchScriptClassifier(junk)
+    with pytest.raises(MiauditError, match="TorchScript"):
+        TorchScriptClassifier(junk, trust_model_code=True)
     pickled = tmp_path / "plain.pt"
     torch.save({"w": torch.zeros(2)}, pickled)  # a torch.save pickle, not TorchScript: refused, not unpickled
-    with pytest.raises(MiauditError):
-        TorchScriptClassifier(pickled)
+    with pytest.raises(MiauditError, match="cannot load"):  # loaded (and refused) in the sandboxed process only
+        TorchScriptClassifier(pickled, trust_model_code=True)
     bad_onnx = tmp_path / "junk.onnx"
     bad_onnx.write_bytes(b"\x00garbage")
     pytest.importorskip("onnxruntime")
@@ -221,7 +223,7 @@ def test_cli_audit_model_and_outputs(trained, tmp_path, capsys):
     np.savez(data, x=trained["x"], y=trained["y"], is_member=trained["is_member"])
     out = tmp_path / "res"
     rc = main(["audit-model", "--model-file", str(trained["ts"]), "--data", str(data), "--attacks", "correctness,ml-leaks-3",
-               "--bootstrap", "0", "--out", str(out), "--quiet"])  # fmt: skip
+               "--bootstrap", "0", "--out", str(out), "--quiet", "--trust-model-code"])  # fmt: skip
     assert rc == 0 and (out / "results.json").exists() and (out / "scores.csv").exists()
     outputs = tmp_path / "outputs.npz"
     np.savez(outputs, logits=_module(trained).predict_logits(trained["x"]), labels=trained["y"], is_member=trained["is_member"])
@@ -242,7 +244,7 @@ def test_cli_errors_one_line(trained, tmp_path, capsys, argv_kind):
     argv = {
         "missing-model": ["audit-model", "--model-file", str(tmp_path / "nope.pt"), "--data", str(data)],
         "junk-model": ["audit-model", "--model-file", str(junk), "--data", str(data)],
-        "bad-data": ["audit-model", "--model-file", str(trained["ts"]), "--data", str(_rename(junk, ".npz"))],
+        "bad-data": ["audit-model", "--model-file", str(trained["ts"]), "--data", str(_rename(junk, ".npz")), "--trust-model-code"],
         "bad-outputs": ["audit-outputs", str(_bad_outputs(tmp_path, logits=np.zeros((2, 3)), labels=np.zeros(2, int)))],
         "unknown-suffix": ["audit-model", "--model-file", str(_rename(junk, ".pkl")), "--data", str(data)],
     }[argv_kind]

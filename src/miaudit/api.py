@@ -30,6 +30,7 @@ def audit(
     seed: int = 0,
     pool_share: float = 0.5,
     class_names: Sequence[str] = (),
+    trust_model_code: bool = False,
     **options: Any,
 ) -> AuditRecord:
     """Audit ``model`` for membership leakage and return the :class:`AuditRecord`.
@@ -49,6 +50,10 @@ def audit(
     ``f(x, y, seed) -> model``) is the attacker's stand-in for the model's recipe, which shadow
     and reference attacks (loss thresholds, Shokri, LiRA, RMIA) need. Membership truth reaches
     only the metrics and the verdict.
+
+    A TorchScript file (``.pt``) is a program and is refused unless ``trust_model_code=True``;
+    then it runs in a sandboxed process that can write only to a scratch folder
+    (:class:`~miaudit.targets.external.TorchScriptClassifier`).
     """
     from miaudit.core.own_data import OwnData
     from miaudit.errors import ConfigError
@@ -62,7 +67,7 @@ def audit(
         return run_audit(config, progress=False).record()
     if train is None or test is None:
         raise ConfigError("give train=(x, y), the model's training records, and test=(x, y), records it never saw")
-    source = _source_of(model)
+    source = _source_of(model, trust_model_code)
     own = OwnData(train=train, test=test, pool=pool, pool_share=pool_share, class_names=tuple(class_names))
     config = AuditConfig(
         dataset=own.name, threat_model=threat_model, attacks=tuple(attacks) if attacks else None,
@@ -72,16 +77,24 @@ def audit(
     return run_audit(config, progress=False).record()
 
 
-def _source_of(model: Any) -> Any:
-    """A path is a model file, an http(s) address a served model, anything else a Python object."""
+def _source_of(model: Any, trust_model_code: bool = False) -> Any:
+    """A path is a model file, an http(s) address a served model, anything else a Python object.
+    ``trust_model_code`` becomes the file source's option (it means nothing for the others)."""
     from miaudit.core.sources import TargetSource
+    from miaudit.errors import ConfigError
 
     if isinstance(model, TargetSource):
-        return model
-    if isinstance(model, (str, Path)):
+        source = model
+    elif isinstance(model, (str, Path)):
         text = str(model)
-        return TargetSource("url" if text.startswith(("http://", "https://")) else "file", text)
-    return TargetSource("object", model)
+        source = TargetSource("url" if text.startswith(("http://", "https://")) else "file", text)
+    else:
+        source = TargetSource("object", model)
+    if not trust_model_code:
+        return source
+    if source.kind != "file":
+        raise ConfigError(f"trust_model_code=True applies to model files (a TorchScript .pt), not to a {source.kind} target")
+    return TargetSource("file", source.value, {**source.options, "trust_model_code": True})
 
 
 def read(run_dir: str | Path) -> AuditRecord:

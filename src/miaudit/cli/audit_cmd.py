@@ -41,6 +41,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     what.add_argument("--shadow-recipe", action="append", default=[], metavar="KEY=VALUE", help="training recipe of a torch stand-in (--shadow-model same on a torch module, or a miaudit torch model), e.g. epochs=20 or lr=0.01 (repeatable)")
     what.add_argument("--onnx-outputs", default="logits", choices=["logits", "probabilities"], help="what an ONNX model's first output is")
     what.add_argument("--trusted-type", action="append", default=[], metavar="TYPE", help="a type a .skops file may hold beyond scikit-learn's own (repeatable; only for files you trust)")
+    what.add_argument("--trust-model-code", action="store_true", help="run a TorchScript model file (a program: refused without this) in a sandboxed process that can write only to a scratch folder; only for files you trust")
     p.add_argument("--label-column", default=None, help="label column of CSV data (default: a column named label, labels, y, class or target)")
     add_tabular_flags(p)
     p.add_argument("--model", default=None, help="target model trained here (see `miaudit models`); default depends on the data set")
@@ -192,6 +193,8 @@ def source_from_args(args: argparse.Namespace, own: object | None) -> object | N
         options: dict[str, object] = {"outputs": args.onnx_outputs}
         if args.trusted_type:
             options["trusted_types"] = tuple(args.trusted_type)
+        if args.trust_model_code:
+            options["trust_model_code"] = True
         return TargetSource("file", args.model_file, options)
     if args.target and own is not None:
         return TargetSource("url", args.target, {"api_key": args.api_key})

@@ -30,6 +30,7 @@ def _configure_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shadow-model", default=None, help="the attacker's stand-in for the model in shadow models: same | a miaudit model name")
     p.add_argument("--outputs", default="logits", choices=["logits", "probabilities"], help="what an ONNX model's first output is")
     p.add_argument("--trusted-type", action="append", default=[], metavar="TYPE", help="a type a .skops file may hold beyond scikit-learn's own")
+    p.add_argument("--trust-model-code", action="store_true", help="run a TorchScript model file (refused without this) in a sandboxed process; only for files you trust")
     _common(p, "results/own-model")
 
 
@@ -61,6 +62,8 @@ def _run_model(args: argparse.Namespace) -> int:
     options: dict[str, object] = {"outputs": args.outputs}
     if args.trusted_type:
         options["trusted_types"] = tuple(args.trusted_type)
+    if args.trust_model_code:
+        options["trust_model_code"] = True
     attacks = parse_name_list("--attacks", args.attacks)
     config = AuditConfig(
         dataset=own.name, threat_model=args.threat_model, attacks=attacks, seed=args.seed, n_bootstrap=args.bootstrap,

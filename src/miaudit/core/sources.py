@@ -9,7 +9,7 @@ model's answers), never from attributes the user must set.
 | source | what it is |
 |---|---|
 | ``trained`` | a miaudit model name + recipe, trained here on the split's members (the default) |
-| ``file`` | a model file: ONNX, skops (scikit-learn), TorchScript (see :mod:`miaudit.targets.external`) |
+| ``file`` | a model file: ONNX, skops (scikit-learn), or TorchScript with ``trust_model_code=True`` (run in a sandboxed process; see :mod:`miaudit.targets.external`) |
 | ``object`` | a Python object: a fitted scikit-learn estimator or pipeline, a torch module, anything with ``predict_proba``, or a callable returning logits or probabilities |
 | ``url`` | a model served over HTTP (``miaudit serve`` or any server speaking its protocol) |
 | ``outputs`` | precomputed outputs only: the model's logits or probabilities on the evaluated records |
@@ -36,7 +36,7 @@ class TargetSource:
     (``url``), a :class:`~miaudit.targets.external.PrecomputedOutputs` (``outputs``), or None
     (``trained``: the model comes from the audit's model name and recipe). ``options`` are the
     kind's options (e.g. ``outputs="probabilities"`` for an ONNX file, ``api_key`` for a URL,
-    ``trusted_types`` for a skops file).
+    ``trusted_types`` for a skops file, ``trust_model_code=True`` for a TorchScript file).
     """
 
     kind: str
@@ -169,9 +169,14 @@ def _resolve_file(source: TargetSource, x_probe: np.ndarray, num_classes: int) -
     from miaudit.targets.external import load_model_file
 
     classifier = load_model_file(source.value, **source.options)
-    if hasattr(classifier, "bind"):
-        classifier.bind(x_probe)
-    return _check_answers(classifier, x_probe, num_classes, f"model file {Path(source.value).name!r}")
+    try:
+        if hasattr(classifier, "bind"):
+            classifier.bind(x_probe)
+        return _check_answers(classifier, x_probe, num_classes, f"model file {Path(source.value).name!r}")
+    except BaseException:
+        if callable(getattr(classifier, "close", None)):  # a sandboxed TorchScript model's process
+            classifier.close()
+        raise
 
 
 def _resolve_object(source: TargetSource, x_probe: np.ndarray, num_classes: int) -> Any:

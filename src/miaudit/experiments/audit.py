@@ -187,9 +187,12 @@ class AuditSetup:
         return tuple(n for n in self.permitted if not getattr(self.instances.get(n), "calibrated", True))
 
     def close(self) -> None:
-        """Release what the audit registered for its span (a user's stand-in model)."""
+        """Release what the audit holds for its span: a user's stand-in model, and the process
+        of a model file that runs in one (a sandboxed TorchScript model)."""
         if self.stand_in is not None:
             self.stand_in.release()
+        if self.source_kind == "file" and callable(getattr(self.target, "close", None)):
+            self.target.close()
 
 
 def _source(config: AuditConfig) -> Any:

@@ -5,11 +5,15 @@ Every classifier here exposes ``predict_logits(x) -> (n, C)``, ``predict_proba(x
 ``num_classes`` and ``input_shape``, so it can stand behind :class:`TargetAccess` like any
 target miaudit trains itself.
 
-- :class:`TorchScriptClassifier`: a TorchScript archive (``torch.jit.save``), loaded with
-  ``torch.jit.load(map_location="cpu")``. TorchScript archives are read by TorchScript's own
-  restricted deserializer (code is TorchScript IR, tensors are raw storages), not by Python's
-  ``pickle``: loading one does not run arbitrary Python. (miaudit never calls ``torch.load`` or
-  unpickles anything a user hands in.)
+- :class:`TorchScriptClassifier`: a TorchScript archive (``torch.jit.save``). TorchScript is a
+  program: loading one runs its ``__setstate__`` and every query runs its ``forward``, and that
+  code can read and write files (``torch.from_file(path, shared=True)`` overwrites any file the
+  user can write). So TorchScript is refused unless the user passes ``trust_model_code=True``
+  (``--trust-model-code``), and even then it is never loaded in this process: it runs in a
+  child process confined by Landlock to writing inside a scratch folder
+  (:mod:`miaudit.targets.model_process`, :mod:`miaudit.targets.sandbox`), and this class is the
+  proxy that sends it the records. (miaudit never calls ``torch.load`` or unpickles anything a
+  user hands in.)
 - :class:`OnnxClassifier`: an ONNX model run by ``onnxruntime`` (an optional dependency), whose
   first output is logits or, with ``outputs="probabilities"``, probabilities.
 - :class:`TorchModuleClassifier`: an in-process ``torch.nn.Module`` (Python API).
@@ -23,7 +27,6 @@ target miaudit trains itself.
 from __future__ import annotations
 
 import csv
-import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -127,39 +130,69 @@ class _ExternalClassifier(LogitClassifier):
         return self
 
 
-class TorchScriptClassifier(_ExternalClassifier):
-    """A TorchScript archive (``torch.jit.save`` of a scripted or traced module returning logits).
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+"""Suffixes of TorchScript archives (``torch.jit.save``)."""
 
-    Loaded with ``torch.jit.load(path, map_location="cpu")``: TorchScript's own restricted
-    loader, not Python ``pickle`` (the archive holds TorchScript code and raw tensors).
+
+def refuse_model_code(name: str) -> ConfigError:
+    """The one-line refusal of a model file whose loading or inference runs the file's own code."""
+    return ConfigError(
+        f"refusing {name!r}: a TorchScript file is a program (loading and running it executes the file's code, "
+        "which can overwrite any file you can write); audit an ONNX export (.onnx), a miaudit model folder "
+        "(safetensors weights + architecture), or your torch module in Python (miaudit.audit(module, ...)); "
+        "only for a file you trust: --trust-model-code (trust_model_code=True) runs it in a sandboxed process"
+    )
+
+
+class TorchScriptClassifier(_ExternalClassifier):
+    """A TorchScript archive (``torch.jit.save`` of a scripted or traced module returning logits),
+    run in a sandboxed child process (:class:`~miaudit.targets.model_process.ModelProcess`).
+
+    Refused (:func:`refuse_model_code`) unless ``trust_model_code=True``, and then refused too
+    where Linux's Landlock is unavailable: the file's code never runs unsandboxed, and never in
+    this process. Call :meth:`close` (or use ``with``) to stop the child; it is stopped on
+    garbage collection and at exit too.
     """
 
-    def __init__(self, path: str | Path, *, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None) -> None:
-        import torch
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        num_classes: int | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        trust_model_code: bool = False,
+    ) -> None:
+        from miaudit.targets.model_process import ModelProcess
+        from miaudit.targets.sandbox import landlock_abi
 
+        if not trust_model_code:
+            raise refuse_model_code(Path(path).name)
+        abi, why = landlock_abi()
+        if abi < 1:
+            raise ConfigError(
+                f"--trust-model-code runs TorchScript only inside a Landlock sandbox, which this machine lacks ({why}); "
+                "miaudit never runs model code unsandboxed: audit an ONNX export or your torch module in Python instead"
+            )
         p = _existing_file(path, "TorchScript file")
         if not zipfile.is_zipfile(p):
             raise DataError(f"{str(p)!r} is not a TorchScript archive (save one with torch.jit.save)")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.9 deprecates TorchScript
-                module = torch.jit.load(str(p), map_location="cpu")
-        except Exception as exc:  # corrupt archive, or a plain torch.save file  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"cannot load TorchScript archive {str(p)!r} (save it with torch.jit.save): {first}") from None
         super().__init__(num_classes, input_shape)
         self.path = p
-        self.module = module.eval()
         self.source = f"TorchScript model {p.name!r}"
+        self.process = ModelProcess(p.read_bytes(), self.source)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        import torch
+        return self.process.run(batch)
 
-        with torch.inference_mode():
-            out = self.module(torch.from_numpy(batch))
-        if not isinstance(out, torch.Tensor):
-            raise InputError(f"{self.source} must return one logits tensor, got {type(out).__name__}")
-        return out.double().numpy()
+    def close(self) -> None:
+        """Stop the model's process."""
+        self.process.close()
+
+    def __enter__(self) -> TorchScriptClassifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class OnnxClassifier(_ExternalClassifier):
@@ -299,19 +332,26 @@ def load_model_file(
     outputs: str = "logits",
     trusted_types: Iterable[str] = (),
     input_shape: tuple[int, ...] | None = None,
+    trust_model_code: bool = False,
 ) -> _ExternalClassifier | EstimatorClassifier:
     """A TorchScript (``.pt``/``.pth``/``.ts``), ONNX (``.onnx``) or skops (``.skops``) model file,
-    by its suffix. ``trusted_types`` applies to skops files, ``outputs`` to ONNX models."""
+    by its suffix. ``trusted_types`` applies to skops files, ``outputs`` to ONNX models.
+
+    TorchScript runs the file's own code, so it is refused before the file is opened unless
+    ``trust_model_code=True``, and then runs in a sandboxed process (:class:`TorchScriptClassifier`).
+    """
     p = Path(path)
     suffix = p.suffix.lower()
+    if suffix in TORCHSCRIPT_SUFFIXES:
+        if not trust_model_code:
+            raise refuse_model_code(p.name)
+        if outputs != "logits":
+            raise ConfigError("TorchScript models must return logits")
+        return TorchScriptClassifier(p, input_shape=input_shape, trust_model_code=True)
     if suffix == ".skops":
         return load_skops_estimator(p, trusted_types=trusted_types, input_shape=input_shape)
     if suffix == ".onnx":
         return OnnxClassifier(p, outputs=outputs, input_shape=input_shape)
-    if suffix in (".pt", ".pth", ".ts", ".torchscript"):
-        if outputs != "logits":
-            raise ConfigError("TorchScript models must return logits")
-        return TorchScriptClassifier(p, input_shape=input_shape)
     raise ConfigError(f"unsupported model file {p.name!r}: give a TorchScript archive (.pt), an ONNX model (.onnx) or a skops file (.skops)")
 
 

@@ -72,7 +72,7 @@ def load_target(
     ``outputs`` says whether an ONNX model returns logits or probabilities; ``trusted_types``
     extends the skops type policy.
     """
-    from miaudit.targets.external import OnnxClassifier, load_skops_estimator
+    from miaudit.targets.external import TORCHSCRIPT_SUFFIXES, OnnxClassifier, load_skops_estimator
 
     p = Path(path).expanduser()
     shape = None if input_shape is None else _checked_shape(input_shape)
@@ -94,8 +94,8 @@ def load_target(
             raise ConfigError(f"{p.name} does not fix its input shape; pass --input-shape (e.g. 64 or 1,28,28)")
         onnx.bind(np.zeros((1, *onnx.input_shape), dtype=np.float32))  # learn the number of classes
         return ServedModel(onnx, tuple(onnx.input_shape))
-    if suffix in (".pt", ".pth", ".ts", ".torchscript"):
-        raise ConfigError(f"miaudit serve does not serve TorchScript files ({p.name}); serve a model folder, a .skops or an .onnx file")
+    if suffix in TORCHSCRIPT_SUFFIXES:  # a program, not data: never loaded by the server (see external.py)
+        raise ConfigError(f"miaudit serve does not serve TorchScript files ({p.name}): they run their own code; serve a model folder, a .skops or an .onnx file")
     if not p.exists():
         raise ConfigError(f"{p} does not exist; give a model folder (model.json) or a .skops / .onnx file")
     raise ConfigError(f"unsupported model file {p.name!r}: give a model folder (model.json) or a .skops / .onnx file")
