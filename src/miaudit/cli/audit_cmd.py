@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 def _configure(p: argparse.ArgumentParser) -> None:
     what = p.add_argument_group("what is audited (a data set to train a target on, or your own model and records)")
     what.add_argument("--dataset", default=None, help="registered data set (see `miaudit datasets list`) or a CSV/.npz/image-folder path; miaudit trains the target")
-    what.add_argument("--model-file", default=None, metavar="FILE", help="your own model: .skops (scikit-learn), .onnx, .pt (TorchScript); give --train and --test")
+    what.add_argument("--model-file", default=None, metavar="FILE", help="your own model: .skops (scikit-learn), .onnx, .pt (TorchScript, with --trust-model-code); give --train and --test")
     what.add_argument("--target", default=None, metavar="URL", help="a served model (miaudit serve or the same protocol); with --train/--test, or with --dataset (then trained on its split: audit --save-target)")
     what.add_argument("--outputs", default=None, metavar="FILE", help="only the model's outputs: .npz (logits or probabilities, labels, is_member) or .csv (label, is_member, logit_0.. or prob_0..)")
     what.add_argument("--train", default=None, metavar="FILE", help="the model's training records (the members): CSV, or .npz with arrays x, y")
