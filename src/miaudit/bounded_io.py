@@ -7,10 +7,12 @@ Every reader of user files goes through here, so a FIFO, ``/dev/zero``, a zip bo
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import stat
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +170,87 @@ def _check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path, how:
     if info.file_size < expanded:
         raise DataError(f"{p.name}: array {name[:-4]!r} is truncated (header says {expanded} bytes, {info.file_size} stored); {how}")
     return expanded
+
+
+# ----------------------------------------------------------------------------- CSV tables
+
+_HEADER_LINE_BYTES = 64 * (1 << 20)
+"""The longest first row read (a million columns of 60-character names)."""
+
+
+def csv_first_row(path: str | os.PathLike[str], what: str, *, delimiter: str = ",") -> list[str] | None:
+    """The cells of the first non-blank row of a CSV file, stripped; None if the file has none.
+
+    Reads that row only (lines of at most 64 MiB), so the header can be checked before a parser
+    sees the file.
+    """
+    p = regular_file(path, what)
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as f:
+            while True:
+                line = f.readline(_HEADER_LINE_BYTES)
+                if not line:
+                    return None
+                if line.strip():
+                    break
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p} cannot be read as a text CSV file ({exc})") from None
+    if not line.endswith(("\n", "\r")) and len(line) >= _HEADER_LINE_BYTES:
+        raise DataError(f"{p}: the first row is longer than {_HEADER_LINE_BYTES >> 20} MiB; is this a CSV file?")
+    try:
+        return [c.strip() for c in next(csv.reader([line], delimiter=delimiter))]
+    except (csv.Error, StopIteration) as exc:
+        raise DataError(f"{p}: the first row is not valid CSV ({exc})") from None
+
+
+def check_header_names(names: list[str], source: str) -> None:
+    """Refuse a header with a repeated or an empty column name.
+
+    A repeated name is never resolved by position: a reader that takes the first ``label`` of
+    two would silently turn the real labels into a feature.
+    """
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DataError(f"{source}: column name(s) {', '.join(map(repr, dupes))} appear more than once in the header; rename them")
+    if "" in names:
+        raise DataError(f"{source}: column {names.index('') + 1} of the header has no name; name every column")
+
+
+def check_table_size(path: str | os.PathLike[str], columns: int, cell_bytes: int, what: str) -> int:
+    """Check the table a CSV file expands to, before parsing it: rows against ``records``,
+    ``columns`` against ``features`` and rows x columns x ``cell_bytes`` against ``array_bytes``.
+
+    Rows are counted as line breaks (one pass over the file in 1 MiB blocks, nothing kept), an
+    upper bound of the records a parser finds. Returns that count.
+    """
+    p = regular_file(path, what)
+    rows = 0
+    last = b"\n"
+    try:
+        with p.open("rb") as f:
+            while block := f.read(1 << 20):
+                rows += block.count(b"\n")
+                last = block[-1:]
+    except OSError as exc:
+        raise DataError(f"{what} {str(p)!r} cannot be read ({exc.strerror or exc})") from None
+    rows += last != b"\n"  # a last line without a line break
+    check_at_most("records", rows, f"{what} {p.name!r}'s rows")
+    check_at_most("features", columns, f"{what} {p.name!r}'s columns")
+    check_at_most("array_bytes", rows * columns * cell_bytes, f"{what} {p.name!r} as a table in memory ({rows:,} rows x {columns:,} columns)")
+    return rows
+
+
+def pack_rows(rows: Iterable[list[float]], width: int, dtype: type = np.float32) -> np.ndarray:
+    """Rows of ``width`` numbers as one (n, width) array, packed a block of about a million
+    values at a time: a CSV reader never holds a Python list of every row."""
+    block_rows = max(1, (1 << 20) // max(1, width))
+    blocks: list[np.ndarray] = []
+    pending: list[list[float]] = []
+    for row in rows:
+        pending.append(row)
+        if len(pending) == block_rows:
+            blocks.append(np.array(pending, dtype=dtype))
+            pending = []
+    if pending:
+        blocks.append(np.array(pending, dtype=dtype))
+    return np.concatenate(blocks) if blocks else np.empty((0, width), dtype=dtype)

@@ -40,6 +40,20 @@ SEED_OFFSETS: dict[str, int] = {
 }
 
 
+SEED_MAX = 2**32 - 1
+"""The largest seed a user may give: seeds are numpy ``SeedSequence`` entropy (non-negative)
+and stay within 32 bits so that every derived seed (``seed + offset``) is a valid seed too."""
+
+
+def check_user_seed(seed: object, what: str = "seed") -> int:
+    """``seed`` as an int if it lies in [0, :data:`SEED_MAX`]; a one-line ConfigError otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ConfigError(f"{what} must be a whole number in [0, {SEED_MAX}], got {seed!r}")
+    if not 0 <= int(seed) <= SEED_MAX:
+        raise ConfigError(f"{what} must lie in [0, {SEED_MAX}] (2**32 - 1), got {seed}")
+    return int(seed)
+
+
 def _known(name: str, table: dict[str, int]) -> int:
     try:
         return table[name]

@@ -176,6 +176,20 @@ def parse_output(text: str) -> tuple[OutputAccess, int | None]:
     raise ConfigError(f"unknown output {text!r}; expected label, topK (e.g. top3) or full")
 
 
+def _check_narrows(base: ThreatModel, access: OutputAccess, k: int | None, text: str) -> None:
+    """``output`` may only narrow what a query returns: a preset is a statement of what the
+    attacker can see, and ``--output full`` on ``label-only`` would silently audit another one."""
+    wider = access > base.output or (
+        access == base.output == OutputAccess.TOP_K and k is not None and base.top_k is not None and k > base.top_k
+    )
+    if wider:
+        given = "label" if base.output == OutputAccess.LABEL else (f"top{base.top_k}" if base.top_k else base.output.name.lower().replace("_", "-"))
+        raise ConfigError(
+            f"--output {text} would widen threat model {base.name!r}, whose queries return {given}; --output only narrows: "
+            "choose a preset that gives that output (e.g. --threat-model black-box) and narrow it"
+        )
+
+
 def derive(
     preset: str | ThreatModel,
     *,
@@ -185,8 +199,8 @@ def derive(
 ) -> ThreatModel:
     """A threat model from a preset (a name in :data:`THREAT_MODELS` or a :class:`ThreatModel`) with overrides.
 
-    ``output`` replaces what one query returns (``label``, ``topK`` such as ``top3``, or ``full``),
-    keeping the preset's knowledge of the model, training recipe and data; ``query_budget`` caps
+    ``output`` narrows what one query returns (``label``, ``topK`` such as ``top3``, or ``full``;
+    asking for more than the preset gives is a ConfigError), keeping the preset's knowledge of the model, training recipe and data; ``query_budget`` caps
     the queries (records) *each attack* may make; ``price_per_query`` prices each query. The name
     records the overrides, e.g. ``gray-box+top3+budget=1000``. Without overrides the preset itself
     is returned.
@@ -196,6 +210,7 @@ def derive(
     suffix: list[str] = []
     if output is not None:
         access, k = parse_output(output)
+        _check_narrows(base, access, k, output)
         changes.update(output=access, top_k=k)
         suffix.append("label" if access == OutputAccess.LABEL else ("full" if k is None else f"top{k}"))
     if query_budget is not None:

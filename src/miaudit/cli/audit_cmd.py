@@ -205,7 +205,10 @@ def config_from_args(args: argparse.Namespace) -> object:
     """The audit plan (:class:`AuditConfig`) the audit command's flags describe."""
     from miaudit.data.split import SplitSizes
     from miaudit.experiments import AuditConfig
+    from miaudit.experiments.audit import check_dataset_name
 
+    if args.dataset is not None:
+        check_dataset_name(args.dataset)  # before the name is used as a path below
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
     if args.bootstrap < 0:

@@ -67,13 +67,36 @@ class OwnData:
 
 
 def _records(part: tuple[Any, Any], what: str) -> tuple[np.ndarray, np.ndarray]:
-    from miaudit.models.inputs import as_features, as_labels
+    """Checked features and the labels as given (encoded over all parts by :func:`_labels`)."""
+    from miaudit.models.inputs import as_features
 
     try:
         x = as_features(part[0])
-        return x, as_labels(part[1], len(x), np.iinfo(np.int64).max)
     except InputError as exc:
         raise InputError(f"{what}: {exc}") from None
+    y = np.asarray(part[1])
+    if y.ndim != 1 or len(y) != len(x):
+        raise InputError(f"{what}: labels must be a vector of {len(x)} labels, one per record, got shape {y.shape}")
+    return x, y
+
+
+def _labels(y: np.ndarray, data: OwnData) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """(class indices, number of classes, class names) of the labels of all parts.
+
+    Given ``num_classes`` (the tabular loader encoded them already), labels must be indices.
+    Otherwise they are encoded like a data file's (:func:`miaudit.data.labels.encode_labels`):
+    integers ``0..C-1`` stay the model's column indices; strings, negative or sparse integers
+    (``{0, 10**9}``) become sorted indices whose names are the labels, matched by name to a
+    model that names its classes (a scikit-learn ``classes_``).
+    """
+    from miaudit.data.labels import encode_labels
+    from miaudit.models.inputs import as_labels
+
+    if data.num_classes is not None:
+        return as_labels(y, len(y), data.num_classes), data.num_classes, tuple(data.class_names)
+    indices, names = encode_labels(y, source="the records' labels")
+    as_indices = y.dtype.kind in "iu" and names == tuple(str(i) for i in range(len(names)))
+    return indices, len(names), tuple(data.class_names) if as_indices else names
 
 
 def own_dataset(data: OwnData, *, seed: int, needs_pool: bool) -> tuple[Dataset, Split, list[str]]:
@@ -89,8 +112,7 @@ def own_dataset(data: OwnData, *, seed: int, needs_pool: bool) -> tuple[Dataset,
     if not 0.0 <= data.pool_share < 1.0:
         raise ConfigError(f"pool share must lie in [0, 1), got {data.pool_share}")
     x = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    num_classes = data.num_classes or int(y.max()) + 1
+    y, num_classes, class_names = _labels(np.concatenate([p[1] for p in parts]), data)
     n_train, n_test = len(train_y), len(test_y)
     train_idx = np.arange(n_train)
     test_idx = np.arange(n_train, n_train + n_test)
@@ -124,7 +146,7 @@ def own_dataset(data: OwnData, *, seed: int, needs_pool: bool) -> tuple[Dataset,
         x=x,
         y=y,
         num_classes=num_classes,
-        class_names=tuple(data.class_names),
+        class_names=class_names,
         fingerprint=sha256_arrays(x, y),
     )
     split = Split(train_idx, test_idx, pool_idx, np.arange(0), seed=seed)

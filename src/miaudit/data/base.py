@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 
 from miaudit.errors import InputError
 from miaudit.io_utils import sha256_arrays
+from miaudit.limits import check_at_most
 from miaudit.registry import Registry
 
 
@@ -37,6 +39,13 @@ class Dataset:
                 f"data set {self.name!r}: x must be (n, features...) and y (n,), "
                 f"got {self.x.shape} and {self.y.shape}"
             )
+        # Every loader returns a Dataset, so the bounds on records, features and classes hold
+        # for all of them here (readers check them earlier too, before allocating).
+        if math.prod(self.x.shape[1:]) == 0:
+            raise InputError(f"data set {self.name!r}: the records have no features (x is shaped {self.x.shape}); give at least one feature")
+        check_at_most("records", len(self.x), f"data set {self.name!r}'s records")
+        check_at_most("features", math.prod(self.x.shape[1:]), f"data set {self.name!r}'s features per record")
+        check_at_most("classes", int(self.num_classes), f"data set {self.name!r}'s classes")
         if self.x.dtype != np.float32:
             object.__setattr__(self, "x", self.x.astype(np.float32))
         if self.y.dtype != np.int64:

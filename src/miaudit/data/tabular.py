@@ -22,22 +22,23 @@ here: it belongs to the model (``TrainingRecipe.standardize``), fitted on its ow
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
 
+from miaudit.bounded_io import check_header_names, check_table_size, csv_first_row
 from miaudit.data.base import Dataset
 from miaudit.data.labels import LABEL_COLUMN_NAMES, encode_labels
 from miaudit.errors import ConfigError, DataError
+from miaudit.limits import check_at_most
 
 IMPUTE_STRATEGIES = ("mean", "median", "most_frequent")
 ID_MIN_ROWS = 10
@@ -98,34 +99,88 @@ class TabularSplits:
 # ----------------------------------------------------------------------------- reading
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """A CSV/TSV file with a header row as a DataFrame of strings (missing cells NaN).
+_CHUNK_CELLS = 1 << 19
+"""Cells pandas parses as strings at a time, before they are converted."""
 
-    The file is read once; its header is checked for duplicate names before pandas sees it.
+
+def table_header(path: str | os.PathLike[str]) -> list[str]:
+    """The header row of a CSV/TSV file, checked: no repeated and no empty column names."""
+    p = Path(path).expanduser()
+    header = csv_first_row(p, "CSV file", delimiter=_delimiter(p))
+    if header is None:
+        raise DataError(f"{p} is empty; give a CSV file with a header row and data rows")
+    check_header_names(header, str(p))
+    return header
+
+
+def read_table(path: str | os.PathLike[str], text_columns: Collection[str] = ()) -> pd.DataFrame:
+    """A CSV/TSV file with a header row as a DataFrame, every cell stripped, missing cells NaN.
+
+    A column whose every cell is a number (or missing) comes back as float64; the others, and
+    ``text_columns`` (the label, columns to one-hot encode), as strings in a ``category``
+    column. Memory stays near 8 bytes a cell, where a DataFrame of Python strings takes about
+    60: the header is checked before pandas sees the file (repeated names would be renamed
+    ``label.1``), the table's size against the limits before anything is parsed, and the file
+    is then parsed in chunks, each column converted as it comes (a second pass only when a
+    column turns out to be text after chunks of numbers).
     """
     p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{p} cannot be read as a text CSV file ({exc})") from None
-    delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
-    first = next((line for line in text.splitlines() if line.strip()), None)
-    if first is None:
-        raise DataError(f"{p} is empty; give a CSV file with a header row and data rows")
-    header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise DataError(f"{p}: column name(s) {', '.join(map(repr, dupes))} appear more than once in the header; rename them")
-    if any(h == "" for h in header):
-        raise DataError(f"{p}: column {header.index('') + 1} of the header has no name; name every column")
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, skip_blank_lines=True)
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(f"{p} is not a well-formed CSV file ({str(exc).strip().splitlines()[0]}); fix the file") from None
-    frame.columns = header
-    if frame.empty:
+    header = table_header(p)
+    check_table_size(p, len(header), np.dtype(np.float64).itemsize, "CSV file")
+    numeric = [c not in set(text_columns) for c in header]
+    parts, flipped = _parse(p, header, numeric)
+    if flipped:  # a column turned out to be text after chunks of numbers: read its strings again
+        parts, _ = _parse(p, header, numeric)
+    if sum(len(c) for c in parts[0]) == 0:
         raise DataError(f"{p} has a header but no data rows")
-    return frame.apply(lambda col: col.str.strip())
+    columns: dict[str, Any] = {}
+    for j, name in enumerate(header):
+        part, parts[j] = parts[j], []  # each column's chunks are freed once joined
+        columns[name] = np.concatenate(part) if numeric[j] else union_categoricals(part)
+    return pd.DataFrame(columns, copy=False)
+
+
+def _parse(p: Path, header: list[str], numeric: list[bool]) -> tuple[list[list[Any]], bool]:
+    """Each column's chunks: float64 while ``numeric[j]`` holds, else ``Categorical`` strings.
+
+    ``numeric[j]`` is cleared when column ``j`` holds a cell that is not a number; the second
+    value is True when that happened after earlier chunks were already converted to numbers.
+    """
+    parts: list[list[Any]] = [[] for _ in header]
+    flipped = False
+    for chunk in _chunks(p, header):
+        for j, part in enumerate(parts):
+            col = chunk.iloc[:, j]
+            if numeric[j]:
+                values = pd.to_numeric(col, errors="coerce")
+                if (values.isna() & col.notna()).any():
+                    numeric[j] = False
+                    flipped = flipped or bool(part)
+                else:
+                    part.append(values.to_numpy(np.float64))
+                    continue
+            part.append(pd.Categorical(col))
+    return parts, flipped
+
+
+def _delimiter(p: Path) -> str:
+    return "\t" if p.suffix.lower() == ".tsv" else ","
+
+
+def _chunks(p: Path, header: list[str]) -> Iterator[pd.DataFrame]:
+    """The file's rows in chunks of strings (stripped; missing cells NaN), columns named ``header``."""
+    try:
+        with pd.read_csv(
+            p, sep=_delimiter(p), dtype=str, skip_blank_lines=True, encoding="utf-8-sig",
+            chunksize=max(1, _CHUNK_CELLS // len(header)),
+        ) as reader:  # fmt: skip
+            for chunk in reader:
+                if chunk.shape[1] != len(header):
+                    raise DataError(f"{p} is not a well-formed CSV file (rows of {chunk.shape[1]} fields under a header of {len(header)}); fix the file")
+                chunk.columns = header
+                yield chunk.apply(lambda col: col.str.strip())
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p} is not a well-formed CSV file ({str(exc).strip().splitlines()[0]}); fix the file") from None
 
 
 def _label_name(options: TabularOptions, columns: list[str], source: str) -> str:
@@ -161,7 +216,9 @@ def _check_same_columns(frames: dict[str, pd.DataFrame], paths: dict[str, str]) 
 
 
 def _numeric(col: pd.Series) -> pd.Series:
-    return pd.to_numeric(col, errors="coerce")
+    if pd.api.types.is_float_dtype(col):
+        return col
+    return pd.to_numeric(col.astype(object), errors="coerce")
 
 
 def _looks_like_id(col: pd.Series) -> bool:
@@ -197,8 +254,9 @@ def load_tabular_splits(
     for part, p in paths.items():
         if not Path(p).expanduser().is_file():
             raise DataError(f"{p} (the {part} file) does not exist; give the path of a CSV file")
-    frames = {part: read_table(p) for part, p in paths.items()}
-    encoded = _encode(frames, paths, options or TabularOptions())
+    options = options or TabularOptions()
+    frames = _read_frames(paths, options)
+    encoded = _encode(frames, paths, options)
     return TabularSplits(
         x_train=encoded["x"]["train"],
         y_train=encoded["y"]["train"],
@@ -219,10 +277,27 @@ def load_tabular(
     """One CSV file encoded like :func:`load_tabular_splits` (fitted on itself): (Dataset, preprocessing)."""
     p = Path(path).expanduser()
     paths = {"train": str(p)}
-    encoded = _encode({"train": read_table(p)}, paths, options or TabularOptions())
+    options = options or TabularOptions()
+    encoded = _encode(_read_frames(paths, options), paths, options)
     names = encoded["class_names"]
     dataset = Dataset(name or p.stem, encoded["x"]["train"], encoded["y"]["train"], len(names), class_names=names)
     return dataset, encoded["preprocessing"]
+
+
+def _read_frames(paths: dict[str, str], options: TabularOptions) -> dict[str, pd.DataFrame]:
+    """Each file as :func:`read_table` gives it; the label, the columns named in ``categorical``
+    and the training file's text columns are read as text in every file, so that a category is
+    the same string in all of them (``"1"``, never ``1.0``)."""
+    header = table_header(paths["train"])
+    text = {_label_name(options, header, paths["train"])}
+    if isinstance(options.categorical, tuple):
+        text.update(options.categorical)
+    frames = {"train": read_table(paths["train"], text)}
+    text.update(c for c, dtype in frames["train"].dtypes.items() if not pd.api.types.is_float_dtype(dtype))
+    for part, path in paths.items():
+        if part != "train":
+            frames[part] = read_table(path, text)
+    return frames
 
 
 def _encode(frames: dict[str, pd.DataFrame], paths: dict[str, str], options: TabularOptions) -> dict[str, Any]:
@@ -258,8 +333,8 @@ def _encode(frames: dict[str, pd.DataFrame], paths: dict[str, str], options: Tab
         for part in frames
     }
     imputation = _impute(num, cat, numeric, categorical, missing, options.impute, paths)
-    one_hot, blocks = _one_hot(cat, categorical)
-    x = {part: np.hstack([num[part], blocks[part]]).astype(np.float32) for part in frames}
+    one_hot, blocks = _one_hot(cat, categorical, len(numeric))
+    x = {part: _features(num[part], blocks[part]) for part in frames}
     for part, arr in x.items():
         bad = ~np.isfinite(arr)
         if bad.any():
@@ -282,6 +357,15 @@ def _encode(frames: dict[str, pd.DataFrame], paths: dict[str, str], options: Tab
         "warnings": warnings,
     }
     return {"x": x, "y": y, "class_names": class_names, "feature_names": feature_names, "preprocessing": preprocessing}
+
+
+def _features(num: np.ndarray, one_hot: np.ndarray) -> np.ndarray:
+    """The numeric block then the one-hot block, written straight into one float32 array (no
+    float64 copy of the whole table on the way)."""
+    out = np.empty((len(num), num.shape[1] + one_hot.shape[1]), dtype=np.float32)
+    out[:, : num.shape[1]] = num
+    out[:, num.shape[1] :] = one_hot
+    return out
 
 
 def _labels(
@@ -395,12 +479,17 @@ def _nan_objects(block: np.ndarray) -> np.ndarray:
 
 
 def _one_hot(
-    cat: dict[str, np.ndarray], categorical: list[str]
+    cat: dict[str, np.ndarray], categorical: list[str], n_numeric: int
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     if not categorical:
         return {}, {part: np.empty((len(block), 0)) for part, block in cat.items()}
     encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
     encoder.fit(cat["train"].astype(str))
+    # One column per category: a column of distinct strings would expand to rows x rows.
+    width = n_numeric + sum(len(c) for c in encoder.categories_)
+    rows = sum(len(block) for block in cat.values())
+    check_at_most("features", width, f"the features after one-hot encoding {', '.join(categorical)}")
+    check_at_most("array_bytes", rows * width * 4, f"the table after one-hot encoding {', '.join(categorical)} ({rows:,} x {width:,} float32)")
     blocks = {part: encoder.transform(block.astype(str)) for part, block in cat.items()}
     info = {c: {"categories": [str(v) for v in cats]} for c, cats in zip(categorical, encoder.categories_, strict=True)}
     return info, blocks

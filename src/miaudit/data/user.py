@@ -7,19 +7,22 @@ sorted order and the original strings are kept as ``class_names``. Nothing is ev
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from miaudit.bounded_io import read_npz
+from miaudit.bounded_io import check_header_names, check_table_size, csv_first_row, pack_rows, read_bytes, read_npz
 from miaudit.data.base import Dataset
 from miaudit.data.labels import LABEL_COLUMN_NAMES, encode_labels
 from miaudit.errors import ConfigError, DataError
+from miaudit.limits import LimitError, check_at_most, limits
 from miaudit.registry import Registry
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -86,55 +89,75 @@ def load_csv(
     None, a column named label/labels/y/class/target is used. ``header`` None means: the first
     row is a header if any of its feature cells is not a number. ``delimiter`` defaults to a
     tab for ``.tsv`` files and a comma otherwise.
+
+    The header is checked (no repeated or empty names) and the table's size against the limits
+    before any row is parsed; rows are then streamed into float32 blocks, so memory stays near
+    the 4 bytes per feature value the data set keeps.
     """
     path = Path(path)
     source = str(path)
     delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f, delimiter=delimiter) if any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{source} cannot be read as a text CSV file ({exc})") from None
-    if not rows:
+    first = csv_first_row(path, "data file", delimiter=delimiter)
+    if first is None:
         raise DataError(f"{source} is empty")
-    width = len(rows[0])
-    for i, r in enumerate(rows):
-        if len(r) != width:
-            raise DataError(f"{source}: row {i + 1} has {len(r)} fields, the first row {width}; fix the file")
+    width = len(first)
     if width < 2:
         raise DataError(f"{source}: found one column; a label column and at least one feature are needed")
     if header is None:
         skip = label_column if isinstance(label_column, int) and -width <= label_column < width else None
-        cells = [c for j, c in enumerate(rows[0]) if skip is None or j != skip % width]
+        cells = [c for j, c in enumerate(first) if skip is None or j != skip % width]
         header = isinstance(label_column, str) or not all(_is_number(c) for c in cells)
-    names = [c.strip() for c in rows[0]] if header else None
-    dupes = sorted({n for n in names or () if names.count(n) > 1})
-    if dupes:
-        raise DataError(f"{source}: column name(s) {', '.join(map(repr, dupes))} appear more than once in the header; rename them")
-    body = rows[1:] if header else rows
-    if not body:
-        raise DataError(f"{source} has a header but no data rows")
+    names = first if header else None
+    if names is not None:
+        check_header_names(names, source)
     li = _label_index(label_column, names, width, source)
     feature_cols = [j for j in range(width) if j != li]
-    table = np.array(body, dtype=str)
-    try:
-        x = table[:, feature_cols].astype(np.float64)
-    except ValueError:
-        for i, r in enumerate(body):
-            for j in feature_cols:
-                if not _is_number(r[j]):
-                    where = f"{source}: row {i + 1 + bool(header)}, column {names[j] if names else j!r}"
-                    if not r[j].strip():
-                        raise DataError(f"{where} is empty; fill in or drop missing values before loading") from None
-                    raise DataError(
-                        f"{where} holds {r[j][:30]!r}, not a number; features must be numeric "
-                        "(encode categories as numbers first)"
-                    ) from None
-        raise
+    check_table_size(path, len(feature_cols), np.dtype(np.float32).itemsize, "data file")
+    label_codes: dict[str, int] = {}
+    codes: list[int] = []
+    x = pack_rows(_csv_rows(path, source, delimiter, width, li, feature_cols, names, label_codes, codes), len(feature_cols))
+    if len(x) == 0:
+        raise DataError(f"{source} has a header but no data rows")
     col_names = [names[j] if names else str(j) for j in feature_cols]
     _check_finite(x, source, col_names)
-    y, class_names = encode_labels(np.char.strip(table[:, li]), source=source)
-    return Dataset(name or path.stem, x.astype(np.float32), y, len(class_names), class_names=class_names)
+    indices, class_names = encode_labels(np.array(list(label_codes), dtype=str), source=source)
+    y = indices[np.array(codes, dtype=np.int64)]
+    return Dataset(name or path.stem, x, y, len(class_names), class_names=class_names)
+
+
+def _csv_rows(
+    path: Path, source: str, delimiter: str, width: int, li: int, feature_cols: list[int], names: list[str] | None,
+    label_codes: dict[str, int], codes: list[int],
+) -> Iterator[list[float]]:  # fmt: skip
+    """Each data row's features as floats; its label's text is coded into ``label_codes`` /
+    ``codes`` (one small int a row, the distinct texts once)."""
+    line = 0
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            for r in csv.reader(f, delimiter=delimiter):
+                if not any(c.strip() for c in r):
+                    continue
+                line += 1
+                if line == 1 and names is not None:
+                    continue
+                if len(r) != width:
+                    raise DataError(f"{source}: row {line} has {len(r)} fields, the first row {width}; fix the file")
+                try:
+                    features = [float(r[j]) for j in feature_cols]
+                except ValueError:
+                    raise _bad_cell(source, line, r, feature_cols, names) from None
+                codes.append(label_codes.setdefault(r[li].strip(), len(label_codes)))
+                yield features
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{source} cannot be read as a text CSV file ({exc})") from None
+
+
+def _bad_cell(source: str, line: int, row: list[str], feature_cols: list[int], names: list[str] | None) -> DataError:
+    j = next(j for j in feature_cols if not _is_number(row[j]))
+    where = f"{source}: row {line}, column {names[j] if names else j!r}"
+    if not row[j].strip():
+        return DataError(f"{where} is empty; fill in or drop missing values before loading")
+    return DataError(f"{where} holds {row[j][:30]!r}, not a number; features must be numeric (encode categories as numbers first)")
 
 
 # ----------------------------------------------------------------------------- NPZ
@@ -179,20 +202,42 @@ def decode_image(data: bytes, source: str, mode: str | None = None) -> np.ndarra
     """PNG/JPEG bytes -> uint8 array (H, W) for grayscale or (H, W, 3) for colour.
 
     ``mode`` ("L" or "RGB") forces one; by default grayscale stays grayscale and every other
-    mode (palette, alpha, CMYK...) becomes RGB.
+    mode (palette, alpha, CMYK...) becomes RGB. The size in the image's header is checked
+    against the ``image_pixels`` limit before any pixel is decoded (a few-KB PNG can claim
+    billions of pixels); Pillow's own decompression-bomb guard is tied to the same limit.
     """
+    bound = limits().image_pixels
     try:
-        with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as im:
-            target = mode or ("L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB")
-            if im.mode != target:
-                im = im.convert(target)
-            channels = 1 if target == "L" else 3
-            # tobytes + frombuffer is several times faster than np.asarray on tiny images
-            pixels = np.frombuffer(im.tobytes(), dtype=np.uint8)
-            shape = (im.height, im.width) if channels == 1 else (im.height, im.width, channels)
-            return pixels.reshape(shape)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with _pillow_pixel_bound(bound), Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as im:
+                check_at_most("image_pixels", im.width * im.height, f"image {source} ({im.width}x{im.height})")
+                target = mode or ("L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB")
+                if im.mode != target:
+                    im = im.convert(target)
+                channels = 1 if target == "L" else 3
+                # tobytes + frombuffer is several times faster than np.asarray on tiny images
+                pixels = np.frombuffer(im.tobytes(), dtype=np.uint8)
+                shape = (im.height, im.width) if channels == 1 else (im.height, im.width, channels)
+                return pixels.reshape(shape)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise LimitError(
+            f"image {source} has more pixels than miaudit's limit of {bound:,}; if it is what you meant, "
+            f"raise it with --limit image_pixels=N"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{source} is not a readable PNG or JPEG image ({exc})") from None
+
+
+@contextlib.contextmanager
+def _pillow_pixel_bound(bound: int) -> Iterator[None]:
+    """Pillow's ``MAX_IMAGE_PIXELS`` (a module global it reads when opening) set to ``bound``."""
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = bound
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
 
 
 def images_to_array(images: Sequence[np.ndarray], source: str) -> np.ndarray:
@@ -211,16 +256,23 @@ def images_to_array(images: Sequence[np.ndarray], source: str) -> np.ndarray:
 def scan_class_folders(root: Path) -> dict[str, list[Path]]:
     """``<root>/<class>/<image>`` -> {class: sorted image paths}; hidden entries are skipped."""
     out: dict[str, list[Path]] = {}
-    for d in sorted(root.iterdir()):
+    for d in sorted(_entries(root)):
         if d.is_dir() and not d.name.startswith("."):
             files = sorted(
                 p
-                for p in d.iterdir()
+                for p in _entries(d)
                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
             )
             if files:
                 out[d.name] = files
     return out
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        raise DataError(f"image folder {str(folder)!r} cannot be listed ({exc.strerror or exc}); check its permissions") from None
 
 
 def read_image_tree(
@@ -241,13 +293,21 @@ def read_image_tree(
     if unknown:
         raise DataError(f"{root}: unexpected class folders {', '.join(unknown)}; expected {', '.join(names)}")
     index = {c: i for i, c in enumerate(names)}
+    total = sum(len(files) for tree in trees.values() for files in tree.values())
+    check_at_most("records", total, f"{root}'s images")
+    decoded = 0
     out = {}
     for part, tree in trees.items():
         images, labels = [], []
         for cls, files in tree.items():
             for p in files:
-                images.append(decode_image(p.read_bytes(), str(p), mode))
+                images.append(decode_image(read_bytes(p, "image"), str(p), mode))
                 labels.append(index[cls])
+                decoded += images[-1].size
+                # The data set keeps float32 (4 bytes a value); the first image's size times the
+                # number of files bounds it before the rest are decoded.
+                expected = max(decoded, images[-1].size * total) * 4
+                check_at_most("array_bytes", expected, f"{root}'s {total:,} images as float32")
         if images:
             out[part] = (images_to_array(images, str(root / part)), np.asarray(labels, dtype=np.int64))
     shapes = {a.shape[1:] for a, _ in out.values()}
@@ -266,7 +326,8 @@ def load_image_folder(path: str | os.PathLike[str], *, name: str | None = None) 
     if not root.is_dir():
         raise DataError(f"{root} is not a folder")
     names, tree = read_image_tree(root)
-    x = np.concatenate([a for a, _ in tree.values()]).astype(np.float32) / np.float32(255.0)
+    x = np.concatenate([a for a, _ in tree.values()]).astype(np.float32)
+    x /= np.float32(255.0)  # in place: one float32 copy, not two
     y = np.concatenate([lab for _, lab in tree.values()])
     parts: dict[str, np.ndarray] = {}
     if "all" not in tree:

@@ -26,7 +26,8 @@ from miaudit.paths import cache_dir as default_cache_dir
 from miaudit.core.sources import UnanswerableQueryError
 from miaudit.targets.access import QueryBudgetExceededError, TargetAccess
 from miaudit.threat import THREAT_MODELS, DataKnowledge, OutputAccess, ThreatModel, check, derive
-from miaudit.seeds import offset_seed
+from miaudit.limits import check_at_most
+from miaudit.seeds import check_user_seed, offset_seed
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,34 @@ class AuditConfig:
     # callable(x, y, seed) -> model (miaudit.core.stand_ins); its torch recipe overrides.
     shadow_model: Any = None
     shadow_recipe: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Every audit (CLI, API, grid cells, studies, defend, reproduce) is built from an
+        # AuditConfig: the counts and the seed a user gives are checked once, here.
+        check_user_seed(self.seed, "--seed")
+        if isinstance(self.n_shadow_models, bool) or not isinstance(self.n_shadow_models, int) or self.n_shadow_models < 1:
+            raise ConfigError(f"--shadow-models must be a whole number >= 1, got {self.n_shadow_models!r}")
+        check_at_most("models", self.n_shadow_models, "--shadow-models (shadow / reference models per attack)")
+        check_dataset_name(self.dataset)
+
+
+def check_dataset_name(name: object) -> str:
+    """A data set name or path a user gives: non-empty, no longer than a file system allows.
+
+    An empty name would be read as the current folder (``Path("")`` is ``.``); a name of
+    thousands of characters would fail deep in the file system with the whole name echoed.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("--dataset is empty; give a registered data set name (see `miaudit datasets list`) or a file path")
+    if len(name) > _PATH_MAX or any(len(part) > _NAME_MAX for part in name.split("/")):
+        raise ConfigError(
+            f"--dataset {name[:40]!r}... is {len(name):,} characters, longer than any data set name or path "
+            f"(at most {_NAME_MAX} per path component, {_PATH_MAX} in all)"
+        )
+    return name
+
+
+_NAME_MAX, _PATH_MAX = 255, 4096  # Linux's NAME_MAX and PATH_MAX
 
 
 @dataclass(frozen=True)
@@ -137,7 +166,7 @@ def _capped_by_server(threat: ThreatModel, server: Any) -> ThreatModel:
 
 def load_audit_data(config: AuditConfig) -> Dataset:
     """A registered data set by name, or the user's own file or folder by path."""
-    path = Path(config.dataset).expanduser()
+    path = Path(check_dataset_name(config.dataset)).expanduser()
     if path.exists():
         return load_user_data(path, label_column=config.label_column, **config.csv_options)
     if config.label_column is not None:
@@ -311,8 +340,6 @@ def prepare_audit(
     instances = {name: make_attack(name, config.attack_options.get(name, {})) for name in permitted}
     for name in uncalibrated:
         instances[name].uncalibrated()
-    if config.n_shadow_models < 1:
-        raise ConfigError(f"--shadow-models must be >= 1, got {config.n_shadow_models}")
     if not trained_here and config.defense is not None:
         raise ConfigError("--defense applies to targets trained here; a served target's defense is the server's (serve --defense)")
     if config.shadow_recipe and config.shadow_model is None:

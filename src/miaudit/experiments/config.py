@@ -30,6 +30,8 @@ from typing import Any
 
 from miaudit.errors import ConfigError, MiauditError
 from miaudit.io_utils import stable_hash
+from miaudit.limits import check_at_most
+from miaudit.seeds import check_user_seed
 
 NO_DEFENSE = "none"
 
@@ -57,6 +59,15 @@ def _int(low: int) -> Callable[[Any, str], int]:
         return value
 
     return read
+
+
+def _seed(value: Any, path: str) -> int:
+    return check_user_seed(_int(0)(value, path), path)
+
+
+def _models(value: Any, path: str) -> int:
+    """A count of shadow / reference models: >= 1 and within the ``models`` limit."""
+    return check_at_most("models", _int(1)(value, path), path)
 
 
 def _number(value: Any, path: str) -> float:
@@ -135,8 +146,8 @@ _GRID = {
     "defenses": _list(_str),
     "threat_models": _list(_threat),
     "attacks": _list(_str),
-    "seeds": _list(_int(0)),
-    "reference_models": _list(_int(1)),
+    "seeds": _list(_seed),
+    "reference_models": _list(_models),
 }
 _RUN = {
     "data_dir": _str,

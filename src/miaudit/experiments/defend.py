@@ -35,6 +35,7 @@ from miaudit.data.split import SplitSizes
 from miaudit.errors import ConfigError
 from miaudit.experiments.audit import AuditConfig, AuditResult, run_audit
 from miaudit.io_utils import atomic_path
+from miaudit.seeds import check_user_seed
 
 Log = Callable[[str], None]
 TPR_LEVEL = 0.01
@@ -170,6 +171,8 @@ def run_defend(config: DefendConfig, *, log: Log | None = None, out_dir: Path | 
         raise ConfigError("no defense given; e.g. --defenses none,dpsgd,memguard")
     if not config.seeds:
         raise ConfigError("no seed given")
+    for seed in config.seeds:  # all checked before the first defense trains
+        check_user_seed(seed, "--seeds")
     defenses = [parse_defense(spec) for spec in config.defenses]  # every spec checked before any training
     rows, per_seed = [], {}
     started = time.time()

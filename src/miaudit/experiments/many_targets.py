@@ -45,7 +45,8 @@ from miaudit.data import load_dataset
 from miaudit.errors import ConfigError
 from miaudit.experiments.defaults import defaults_for
 from miaudit.registry import Registry
-from miaudit.seeds import stream_rng
+from miaudit.limits import check_at_most
+from miaudit.seeds import check_user_seed, stream_rng
 
 FPRS = (0.01, 0.001)
 
@@ -212,6 +213,9 @@ def _check(config: ManyTargetConfig) -> list[str]:
         raise ConfigError("reference counts must be >= 1")
     if config.n_models < 4 or config.n_models % 2:
         raise ConfigError(f"n_models must be even and >= 4 (paired complementary halves), got {config.n_models}")
+    check_at_most("models", config.n_models, "--models (models the many-target experiment trains)")
+    check_at_most("models", max(config.reference_counts), "the largest reference count")
+    check_user_seed(config.seed, "--seed")
     return names
 
 

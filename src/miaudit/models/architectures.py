@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from miaudit.errors import ConfigError
+from miaudit.limits import check_at_most
 from miaudit.registry import Registry
 
 
@@ -270,18 +271,32 @@ def build_module(
 
     Its weights are PyTorch's defaults from the global generator; ``empty=True`` skips drawing
     them (the memory is uninitialised), for callers that set every weight next, with
-    :func:`init_module` or ``load_state_dict``.
+    :func:`init_module` or ``load_state_dict``. The parameter count is checked against the
+    ``model_parameters`` limit before any weight is allocated (:func:`count_parameters`).
     """
     if num_classes < 2:
         raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
-    spec = ARCHITECTURES.get(arch.name)
     shape = tuple(int(d) for d in input_shape)
-    options = arch.resolved().option_dict()
+    module = _on_meta(arch, shape, num_classes)
+    check_at_most("model_parameters", _numel(module), f"architecture {arch.name!r} on inputs {list(shape)}: its parameters")
     if not empty:
-        return spec.build(shape, int(num_classes), **options)
-    with torch.device("meta"):  # no allocation, no random draws
-        module = spec.build(shape, int(num_classes), **options)
+        return ARCHITECTURES.get(arch.name).build(shape, int(num_classes), **arch.resolved().option_dict())
     return module.to_empty(device="cpu")
+
+
+def count_parameters(arch: ArchConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """The parameters a module of ``arch`` would have, counted on torch's ``meta`` device
+    (shapes only, nothing allocated), so a config asking for 10**14 weights costs nothing."""
+    return _numel(_on_meta(arch, tuple(int(d) for d in input_shape), num_classes))
+
+
+def _on_meta(arch: ArchConfig, shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    with torch.device("meta"):  # no allocation, no random draws
+        return ARCHITECTURES.get(arch.name).build(shape, int(num_classes), **arch.resolved().option_dict())
+
+
+def _numel(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers())
 
 
 Initializer = Callable[[nn.Module, torch.Generator], nn.Module]

@@ -15,6 +15,8 @@ def as_features(x: object) -> np.ndarray:
     arr = np.ascontiguousarray(np.asarray(x), dtype=np.float32)
     if arr.ndim < 2:
         raise InputError(f"features must be shaped (n, features...), got shape {arr.shape}")
+    if 0 in arr.shape[1:]:
+        raise InputError(f"the records have no features (shape {arr.shape}); give at least one feature")
     if not np.isfinite(arr).all():
         raise InputError("features contain NaN or infinity; clean or impute them first")
     return arr

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import csv
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from miaudit.bounded_io import read_npz, regular_file
+from miaudit.bounded_io import check_header_names, check_table_size, csv_first_row, pack_rows, read_npz, regular_file
 from miaudit.errors import ConfigError, DataError, InputError
+from miaudit.limits import check_at_most
 from miaudit.models.classifier import (
     EVAL_BATCH,
     LogitClassifier,
@@ -378,6 +379,7 @@ class PrecomputedOutputs:
         n, c = out.shape
         if c < 2:
             raise InputError(f"{src}: {kind} has {c} column(s); need one column per class (>= 2)")
+        check_at_most("classes", c, f"{src}: {kind} columns")
         if kind == "probabilities":
             check_probabilities(out, src)
         labels = np.asarray(self.labels)
@@ -447,14 +449,10 @@ class PrecomputedOutputs:
 
     @classmethod
     def _load_csv(cls, p: Path) -> PrecomputedOutputs:
-        try:
-            with open(p, newline="") as f:
-                rows = list(csv.reader(f))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"cannot read {p.name}: {exc}") from None
-        if len(rows) < 2:
+        header = csv_first_row(p, "outputs file")
+        if header is None:
             raise InputError(f"{p.name}: needs a header row and at least one record")
-        header = [h.strip() for h in rows[0]]
+        check_header_names(header, p.name)  # two 'label' columns must not resolve to the first
         for key in ("label", "is_member"):
             if key not in header:
                 raise InputError(f"{p.name}: missing column {key!r} (need label, is_member, logit_0.. or prob_0..)")
@@ -463,12 +461,11 @@ class PrecomputedOutputs:
         if bool(logit_cols) == bool(prob_cols):
             raise InputError(f"{p.name}: give exactly one of the column sets logit_0..logit_{{C-1}} or prob_0..prob_{{C-1}}")
         cols = logit_cols or prob_cols
-        try:
-            table = np.array([[float(v) for v in r] for r in rows[1:] if r], dtype=np.float64)
-        except ValueError as exc:
-            raise InputError(f"{p.name}: non-numeric value ({exc})") from None
-        if table.ndim != 2 or table.shape[1] != len(header):
-            raise InputError(f"{p.name}: every row must have {len(header)} values like the header")
+        check_at_most("classes", len(cols), f"{p.name}'s output columns")
+        check_table_size(p, len(header), np.dtype(np.float64).itemsize, "outputs file")
+        table = _numeric_rows(p, len(header))
+        if len(table) == 0:
+            raise InputError(f"{p.name}: needs a header row and at least one record")
         out = table[:, [header.index(c) for c in cols]]
         return cls(
             labels=table[:, header.index("label")],
@@ -477,6 +474,29 @@ class PrecomputedOutputs:
             probabilities=out if prob_cols else None,
             source=p.name,
         )
+
+
+def _numeric_rows(p: Path, width: int) -> np.ndarray:
+    """The rows after the header as one float64 table, streamed (never a list of every row)."""
+    return pack_rows(_float_rows(p, width), width, np.float64)
+
+
+def _float_rows(p: Path, width: int) -> Iterator[list[float]]:
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            next(reader, None)
+            for line, r in enumerate(reader, start=2):
+                if not r:
+                    continue
+                if len(r) != width:
+                    raise InputError(f"{p.name}: row {line} has {len(r)} values; every row must have {width} values like the header")
+                try:
+                    yield [float(v) for v in r]
+                except ValueError as exc:
+                    raise InputError(f"{p.name}: row {line}: non-numeric value ({exc})") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {p.name}: {exc}") from None
 
 
 def _numbered(header: list[str], prefix: str) -> list[str]:

@@ -32,8 +32,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from miaudit.errors import MiauditError
+from miaudit.bounded_io import read_json, regular_file
+from miaudit.errors import DataError, MiauditError
 from miaudit.io_utils import atomic_path, sha256_file
+from miaudit.limits import LimitError, check_at_most
 from miaudit.models.architectures import ArchConfig, build_module
 from miaudit.models.classifier import SklearnClassifier, TorchClassifier
 from miaudit.models.standardize import Standardized
@@ -165,11 +167,13 @@ def read_model_meta(path: str | Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise ModelDirError(f"model folder {folder} does not exist; save one with save_model_dir or check the path")
     meta_path = folder / META_FILE
+    if not meta_path.exists() and not meta_path.is_symlink():
+        raise ModelDirError(f"{meta_path} is missing; this is not a model folder (save one with save_model_dir)")
     try:
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise ModelDirError(f"{meta_path} is missing; this is not a model folder (save one with save_model_dir)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Bounded in size and depth, regular files only: a model.json linked to /dev/zero or
+        # nested 10,000 deep is one line, not an endless read or a RecursionError.
+        meta = read_json(meta_path, "model description")
+    except DataError as exc:
         raise ModelDirError(f"{meta_path} is unreadable ({exc}); save the model again") from None
     problem = _meta_problem(meta)
     if problem:
@@ -225,6 +229,8 @@ def _common_problem(meta: dict[str, Any]) -> str:
     shape = meta.get("input_shape")
     if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
         return f"has an invalid input_shape {shape!r}"
+    check_at_most("classes", n, "model.json's num_classes")
+    check_at_most("features", math.prod(shape), f"model.json's input_shape {shape}: features per record")
     names = meta.get("class_names", [])
     if not isinstance(names, list) or (names and len(names) != n) or not all(isinstance(c, str) for c in names):
         return "has invalid class_names (one string per class, or none)"
@@ -241,6 +247,20 @@ def load_model_dir(path: str | Path, *, trusted_types: Sequence[str] = ()) -> To
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelDirError(f"{weights} is missing; copy it next to {META_FILE} or save the model again")
+    input_shape = tuple(meta["input_shape"])
+    num_classes = int(meta["num_classes"])
+    try:
+        arch = ArchConfig.from_dict(meta["arch"])
+        # Before the weights are read: build_module counts the parameters on the meta device
+        # and refuses sizes past model_parameters before allocating them.
+        module = build_module(arch, input_shape, num_classes, empty=True)
+        if meta.get("standardized") is True:  # TrainingRecipe.standardize: mean/std come with the weights
+            module = Standardized(module, np.zeros(input_shape, np.float32), np.ones(input_shape, np.float32))
+    except LimitError:
+        raise
+    except MiauditError as exc:
+        raise ModelDirError(f"{folder / META_FILE} describes an architecture miaudit cannot build ({exc})") from None
+    regular_file(weights, "model weights")
     if sha256_file(weights) != meta["weights_sha256"]:
         raise ModelDirError(
             f"{weights} does not match the checksum in {META_FILE} (damaged or replaced file); save the model again"
@@ -250,15 +270,6 @@ def load_model_dir(path: str | Path, *, trusted_types: Sequence[str] = ()) -> To
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise ModelDirError(f"{weights} is unreadable ({exc}); save the model again") from None
-    input_shape = tuple(meta["input_shape"])
-    num_classes = int(meta["num_classes"])
-    try:
-        arch = ArchConfig.from_dict(meta["arch"])
-        module = build_module(arch, input_shape, num_classes, empty=True)
-        if meta.get("standardized") is True:  # TrainingRecipe.standardize: mean/std come with the weights
-            module = Standardized(module, np.zeros(input_shape, np.float32), np.ones(input_shape, np.float32))
-    except MiauditError as exc:
-        raise ModelDirError(f"{folder / META_FILE} describes an architecture miaudit cannot build ({exc})") from None
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
