@@ -56,16 +56,16 @@ class Limits:
 
 _DESCRIPTIONS = {
     "file_bytes": "an input file read whole or parsed (CSV, .npz, model file, image)",
-    "array_bytes": "expanded size of the arrays one input makes miaudit allocate (an .npz's members together, a CSV table, stacked images)",
-    "records": "records (rows) in one input",
-    "features": "features (values per record) in one input",
-    "classes": "distinct labels or output columns",
-    "models": "shadow or reference models one audit trains",
+    "array_bytes": "expanded size of what one input makes miaudit allocate (an .npz's arrays together, a CSV table estimated from rows x columns before parsing, a one-hot table, stacked images as float32)",
+    "records": "records (rows) in one input: CSV lines, an .npz's first axis, image files, a data set",
+    "features": "values per record: CSV columns, features after one-hot encoding, a model folder's input shape",
+    "classes": "distinct labels or output columns; integer labels stay class indices only below this",
+    "models": "shadow or reference models one audit trains (--shadow-models, a grid's reference_models, many-targets --models)",
     "json_bytes": "one JSON document (model.json, an experiment's JSON parts)",
     "json_depth": "nesting depth of a JSON document",
     "response_bytes": "one answer of a served target (--target URL)",
-    "image_pixels": "pixels of one decoded image",
-    "model_parameters": "parameters of the model a model folder's model.json builds",
+    "image_pixels": "pixels of one decoded image, checked from its header (Pillow's bomb guard follows it)",
+    "model_parameters": "parameters of a model folder's architecture, counted before any weight is allocated",
 }
 
 _CURRENT: contextvars.ContextVar[Limits] = contextvars.ContextVar("miaudit_limits", default=Limits())
