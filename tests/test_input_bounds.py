@@ -317,3 +317,18 @@ def test_skops_classifiers_with_any_labels_audit_from_npz_records(tmp_path, caps
     argv = ["audit", "--model-file", str(model), "--train", str(tmp_path / "train.npz"), "--test", str(tmp_path / "test.npz")]
     assert main([*argv, "--attacks", "loss", "--out", str(out), "--no-report"]) == 0, capsys.readouterr().err
     assert json.loads((out / "results.json").read_text())["dataset"]["class_names"] == [str(v) for v in labels]
+
+
+def test_a_skops_file_that_inflates_past_the_bound_is_refused_before_skops_reads_it(tmp_path):
+    import zipfile
+
+    from miaudit.limits import LimitError, use_limits
+    from miaudit.targets.skops_files import read_skops
+
+    path = tmp_path / "bomb.skops"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("schema.json", "{}")
+        z.writestr("weights.npy", bytes(4 << 20))  # 4 MiB of zeros: a few KiB on disk
+    assert path.stat().st_size < 64 << 10
+    with use_limits(array_bytes=1 << 20), pytest.raises(LimitError, match="--limit array_bytes="):
+        read_skops(path)

@@ -61,7 +61,7 @@ _DESCRIPTIONS = {
     "features": "values per record: CSV columns, features after one-hot encoding, a model folder's input shape",
     "classes": "distinct labels or output columns; integer labels stay class indices only below this",
     "models": "shadow or reference models one audit trains (--shadow-models, a grid's reference_models, many-targets --models)",
-    "json_bytes": "one JSON document (model.json, an experiment's JSON parts)",
+    "json_bytes": "one JSON or TOML document (model.json, an experiment file)",
     "json_depth": "nesting depth of a JSON document",
     "response_bytes": "one answer of a served target (--target URL)",
     "image_pixels": "pixels of one decoded image, checked from its header (Pillow's bomb guard follows it)",

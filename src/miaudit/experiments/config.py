@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from miaudit.bounded_io import read_bytes
 from miaudit.errors import ConfigError, MiauditError
 from miaudit.io_utils import stable_hash
 from miaudit.limits import check_at_most
@@ -195,12 +196,7 @@ def parse_experiment(text: str, *, origin: str = "experiment file") -> Experimen
 def load_experiment(path: str | Path) -> Experiment:
     """Read and check an experiment file."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"experiment file {p} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"experiment file {p} cannot be read ({exc.strerror})") from None
+    raw = read_bytes(p, "experiment file", limit="json_bytes")  # a FIFO or /dev/zero is refused, not read forever
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

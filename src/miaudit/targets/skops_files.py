@@ -20,7 +20,6 @@ types and classes defined by the user. ``trusted_types`` (``--trusted-type``) ad
 
 from __future__ import annotations
 
-import json
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -28,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from miaudit.errors import ConfigError, DataError
+from miaudit.bounded_io import parse_json, regular_file
+from miaudit.errors import ConfigError, DataError, MiauditError
+from miaudit.limits import check_at_most
 
 SKLEARN_TRUSTED_MODULES: tuple[str, ...] = (
     "sklearn.tree",
@@ -108,7 +109,7 @@ def _nodes(obj: Any) -> Iterator[dict[str, Any]]:
 def schema_types(path: Path) -> list[tuple[str, bool]]:
     """``(name, callable)`` for every node of a skops file's schema (sorted, each once)."""
     with zipfile.ZipFile(path) as z:
-        schema = json.loads(z.read("schema.json"))
+        schema = parse_json(z.read("schema.json"), f"{path.name}'s schema.json")
     found: set[tuple[str, bool]] = set()
     for node in _nodes(schema):
         loader = node.get("__loader__")
@@ -145,12 +146,13 @@ def read_skops(path: str | Path, *, trusted_types: Iterable[str] = ()) -> Any:
         import skops.io as sio
     except ImportError:
         raise ConfigError("reading .skops files needs skops: pip install 'miaudit[sklearn-files]'") from None
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise DataError(f"model file {str(p)!r} does not exist or is not a file; check the path")
+    p = regular_file(path, "model file")
+    _check_expanded_size(p)
     trusted = [str(t) for t in trusted_types]
     try:
         refused, reported = refused_types(p, trusted)
+    except MiauditError:  # a bound passed (schema too deep): its own message
+        raise
     except Exception as exc:  # zip, JSON or schema errors from a corrupt file  # noqa: BLE001
         raise DataError(f"{p.name} is not a readable skops file ({type(exc).__name__}); save it again with skops.io.dump") from None
     if refused:
@@ -161,6 +163,20 @@ def read_skops(path: str | Path, *, trusted_types: Iterable[str] = ()) -> Any:
     except Exception as exc:  # noqa: BLE001  # skops' own refusals and schema errors
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot load skops file {p.name} ({type(exc).__name__}: {first}); save it again with skops.io.dump") from None
+
+
+def _check_expanded_size(p: Path) -> None:
+    """A skops file is a zip: its members' stated sizes, and its schema's, within the limits
+    before skops inflates them (a small file can expand to gigabytes)."""
+    try:
+        with zipfile.ZipFile(p) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip: refused below as "not a readable skops file"
+    check_at_most("array_bytes", sum(i.file_size for i in infos), f"{p.name}'s contents, expanded")
+    schema = next((i for i in infos if i.filename == "schema.json"), None)
+    if schema is not None:
+        check_at_most("json_bytes", schema.file_size, f"{p.name}'s schema.json")
 
 
 def write_skops(obj: Any, path: Path) -> None:
