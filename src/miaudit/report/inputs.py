@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from miaudit.bounded_io import regular_file
 from miaudit.errors import MiauditError
 
 RESULTS_FILE = "results.json"
@@ -66,6 +67,7 @@ class RunInputs:
 
 
 def _read_json(path: Path) -> Any:
+    regular_file(path, "results file")  # a link to /dev/zero has size 0 and would be read forever
     if path.stat().st_size > MAX_JSON_BYTES:
         raise ReportError(f"{path} is larger than {MAX_JSON_BYTES >> 20} MiB; is it the right file?")
     try:
