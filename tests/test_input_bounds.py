@@ -332,3 +332,15 @@ def test_a_skops_file_that_inflates_past_the_bound_is_refused_before_skops_reads
     assert path.stat().st_size < 64 << 10
     with use_limits(array_bytes=1 << 20), pytest.raises(LimitError, match="--limit array_bytes="):
         read_skops(path)
+
+
+def test_a_sparse_npz_is_named_for_what_it_is_not_called_pickled(tmp_path):
+    import scipy.sparse as sp
+
+    from miaudit.bounded_io import read_npz
+    from miaudit.errors import DataError
+
+    sp.save_npz(tmp_path / "sparse.npz", sp.csr_matrix(np.eye(4)))
+    with pytest.raises(DataError, match="scipy sparse matrix") as info:
+        read_npz(tmp_path / "sparse.npz", "data file")
+    assert "pickle" not in str(info.value)

@@ -138,7 +138,7 @@ def read_npz(path: str | os.PathLike[str], what: str, *, how: str = "save plain 
 def _check_sparse(infos: list[zipfile.ZipInfo], p: Path, how: str) -> None:
     names = {i.filename.removesuffix(".npy") for i in infos}
     if {"format", "shape", "data"} <= names and ({"indices", "indptr"} <= names or {"row", "col"} <= names):
-        raise DataError(f"{p.name} is a scipy sparse matrix (scipy.sparse.save_npz); save dense arrays; {how}")
+        raise DataError(f"{p.name} is a scipy sparse matrix (scipy.sparse.save_npz), which miaudit does not read: convert it with .toarray(); {how}")
 
 
 def _check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path, how: str) -> int:
