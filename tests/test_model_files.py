@@ -176,9 +176,9 @@ def test_serve_a_skops_or_onnx_file_over_http(digits, tmp_path, monkeypatch):
         "onnx": _onnx_file(tmp_path, 64, 10),
     }
     apps = []
-    import uvicorn
+    from miaudit.targets import server_runtime
 
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: apps.append(app))  # the CLI builds the app; serve it here
+    monkeypatch.setattr(server_runtime, "run_server", lambda app, sock, **kwargs: apps.append(app))  # the CLI builds the app; serve it here
     for kind, path in files.items():
         assert main(["serve", str(path), "--output", "full", "--port", "0"]) == 0
         local = load_target(path).classifier

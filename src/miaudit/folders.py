@@ -114,5 +114,13 @@ def claim_out_dir(
     out = check_out_dir(path, cache_dir=cache_dir, data_dir=data_dir)
     if uses_cache:
         check_cache_dir(cache_dir)
-    with locked(out, "miaudit command"):
-        yield out
+    created = not out.exists()
+    try:
+        with locked(out, "miaudit command"):
+            yield out
+    except BaseException:
+        # A command that failed leaves no empty results folder behind it (only its lock file).
+        if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:
+            (out / LOCK_FILE).unlink()
+            out.rmdir()
+        raise
