@@ -97,6 +97,12 @@ def test_attack_lists_that_name_nothing_are_refused_in_every_command(world, caps
         refused([*argv, "--out", str(out)], capsys, "names nothing")
 
 
+def test_a_failed_command_leaves_no_folder_it_created(world, capsys):
+    tmp_path, _, _, refused = world
+    refused([*SMALL_AUDIT[:3], "--attacks", "no-such-attack", "--out", str(tmp_path / "new")], capsys, "no-such-attack")
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_second_command_on_a_folder_in_use_is_refused(world, capsys):
     _, cache, out, refused = world
     with locked(out):  # another audit holds the folder
@@ -108,6 +114,7 @@ def test_a_cache_entry_that_is_a_folder_is_one_line_and_trains_nothing(world, ca
     tmp_path, cache, _, refused = world
     first = tmp_path / "first"
     assert main([*SMALL_AUDIT, "--out", str(first)]) == 0
+    assert not (first / LOCK_FILE).exists()  # a finished command leaves no lock file behind
     entries = sorted((cache / "models").rglob("*.safetensors"))
     assert entries
     entries[0].unlink()

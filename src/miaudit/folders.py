@@ -89,16 +89,36 @@ def check_out_dir(
 
 @contextlib.contextmanager
 def locked(run_dir: Path, what: str = "miaudit run") -> Iterator[None]:
-    """Hold an exclusive lock on ``run_dir`` (released by the OS even on SIGKILL)."""
+    """Hold an exclusive lock on ``run_dir`` (released by the OS even on SIGKILL).
+
+    The lock is an ``flock`` on ``run_dir/.lock``, removed on exit while still held, so a
+    finished command leaves no file behind. A process that opened the file just before it
+    was removed would hold a lock on a file no longer there; it checks that the path still
+    names the file it locked, and starts over otherwise.
+    """
     import fcntl
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_FILE, "w") as f:
+    path = run_dir / LOCK_FILE
+    while True:
+        f = open(path, "w")  # noqa: SIM115 - held open for the duration of the lock
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            f.close()
             raise ConfigError(f"another {what} is using {run_dir}; wait for it or choose another --out") from None
+        try:
+            if os.path.exists(path) and os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except OSError:
+            pass
+        f.close()  # removed by the holder as we opened it: lock the new one
+    try:
         yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        f.close()
 
 
 @contextlib.contextmanager
@@ -119,8 +139,6 @@ def claim_out_dir(
         with locked(out, "miaudit command"):
             yield out
     except BaseException:
-        # A command that failed leaves no empty results folder behind it (only its lock file).
-        if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:
-            (out / LOCK_FILE).unlink()
+        if created and not any(out.iterdir()):  # a command that failed leaves no empty folder behind
             out.rmdir()
         raise
