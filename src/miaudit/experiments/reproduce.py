@@ -49,6 +49,7 @@ class SeedRun:
     threshold_source: dict[str, str | None]
     skipped: dict[str, str]
     seconds: float
+    sweep: dict[str, float | None] = field(default_factory=dict)  # point label -> the sweep attack's balanced accuracy
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class SeedRun:
                 for name in self.auc
             },
             "skipped": self.skipped,
+            "sweep": self.sweep,
             "seconds": round(self.seconds, 1),
         }
 
@@ -155,6 +157,9 @@ class Reproduction:
             if name is not None:
                 values = tuple(r.auc[name] for r in self.runs if name in r.auc)
                 rows.append(Row(f"{attack.label}: AUC", f"attack:{attack.name}:auc", None, values))
+        for point in p.sweep:
+            values = tuple(v for r in self.runs if (v := r.sweep.get(point.label)) is not None)
+            rows.append(Row(f"{p.sweep_attack} under {point.label}: balanced accuracy", f"sweep:{point.label}:balanced_accuracy", point.published, values))
         return rows
 
     def to_dict(self) -> dict[str, Any]:
@@ -185,7 +190,32 @@ class Reproduction:
         }
 
 
-def _seed_run(result: AuditResult, seconds: float) -> SeedRun:
+def _run_sweep(
+    preset: Preset, seed: int, *, epochs: int | None, data_dir: str | None, cache_dir: str | None,
+    progress: bool, out_dir: Path | None,
+) -> dict[str, float | None]:  # fmt: skip
+    """The sweep attack's balanced accuracy under each defended point of ``preset`` (one audit each;
+    a defense that keeps a fitted state per model, as MemGuard's phase I, reuses it across points)."""
+    from miaudit.attacks import ATTACKS
+
+    if not preset.sweep:
+        return {}
+    attack = preset.sweep_attack
+    if attack not in ATTACKS.names():
+        raise ConfigError(f"preset {preset.name}: sweep attack {attack!r} is not registered in this build")
+    out: dict[str, float | None] = {}
+    for i, point in enumerate(preset.sweep):
+        config = preset.config(
+            seed, attacks=(attack,), epochs=epochs, data_dir=data_dir, cache_dir=cache_dir, defense=point.defense
+        )
+        result = run_audit(config, progress=progress)
+        if out_dir is not None:
+            write_results(result, out_dir / f"sweep-{i}")
+        out[point.label] = {o.result.attack: o.metrics.balanced_accuracy for o in result.outcomes}.get(attack)
+    return out
+
+
+def _seed_run(result: AuditResult, seconds: float, sweep: dict[str, float | None] | None = None) -> SeedRun:
     outcomes = {o.result.attack: o for o in result.outcomes}
     return SeedRun(
         seed=result.config.seed,
@@ -197,6 +227,7 @@ def _seed_run(result: AuditResult, seconds: float) -> SeedRun:
         threshold_source={n: o.metrics.threshold_source for n, o in outcomes.items()},
         skipped=dict(result.skipped),
         seconds=seconds,
+        sweep=dict(sweep or {}),
     )
 
 
@@ -236,11 +267,13 @@ def run_preset(
         )
         t0 = time.perf_counter()
         result = run_audit(config, progress=progress)
-        run = _seed_run(result, time.perf_counter() - t0)
-        rep.runs.append(run)
         if out_dir is not None:
             write_results(result, out_dir / f"seed-{seed}")
-        accs = ", ".join(f"{n} {_fmt(v)}" for n, v in run.balanced_accuracy.items())
+        sweep = _run_sweep(preset, seed, epochs=epochs, data_dir=data_dir, cache_dir=cache_dir, progress=progress,
+                           out_dir=None if out_dir is None else out_dir / f"seed-{seed}")  # fmt: skip
+        run = _seed_run(result, time.perf_counter() - t0, sweep)
+        rep.runs.append(run)
+        accs = ", ".join(f"{n} {_fmt(v)}" for n, v in {**run.balanced_accuracy, **run.sweep}.items())
         say(
             f"seed {seed} ({i + 1}/{len(seed_list)}, {run.seconds:.0f}s): train acc {run.train_accuracy:.3f}, "
             f"test acc {run.test_accuracy:.3f}; balanced accuracy: {accs}"
@@ -305,19 +338,22 @@ def markdown(rep: Reproduction) -> str:
         lines += ["", "## Known gaps with the paper (investigated earlier; see the preset)", ""]
         lines += [f"- {finding}" for finding in p.findings]
     names = list(rep.attacks.values())
+    points = [pt.label for pt in p.sweep]
     if rep.runs:
         lines += [
             "",
             "## Per seed",
             "",
-            "| seed | train acc | test acc | " + " | ".join(f"{n} BA (upper bound)" for n in names) + " | seconds |",
-            "|" + "|".join(["---:"] * (4 + len(names))) + "|",
+            "| seed | train acc | test acc | " + " | ".join(f"{n} BA (upper bound)" for n in names)
+            + "".join(f" | {p.sweep_attack} BA, {label}" for label in points) + " | seconds |",
+            "|" + "|".join(["---:"] * (4 + len(names) + len(points))) + "|",
         ]
         for r in rep.runs:
             cells = [
                 f"{_fmt(r.balanced_accuracy.get(n))} ({_fmt(r.best_balanced_accuracy.get(n))})" if n in r.auc else "skipped"
                 for n in names
             ]
+            cells += [_fmt(r.sweep.get(label)) for label in points]
             lines.append(
                 f"| {r.seed} | {r.train_accuracy:.3f} | {r.test_accuracy:.3f} | " + " | ".join(cells) + f" | {r.seconds:.0f} |"
             )
