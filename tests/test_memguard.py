@@ -166,3 +166,40 @@ def test_authors_data_phase_one_defends_as_theirs_did(reference):
     theirs = _balanced(attack(target["defense_output"].astype(np.float64)), truth)
     assert abs(theirs - 0.5) <= 0.03
     assert abs(ours - 0.5) <= 0.03, (ours, undefended)
+
+
+def test_memguard_preset_is_the_authors_sweep() -> None:
+    from miaudit.experiments.presets import PRESETS
+
+    p = PRESETS.get("memguard-location30")
+    sm = PRESETS.get("song-mittal-location30")
+    assert (p.model_options, p.recipe, p.n_shadow_models, p.dataset) == (sm.model_options, sm.recipe, 1, sm.dataset)
+    assert p.split.resolve(5010) == {"target_in": 1000, "target_out": 1000, "attacker_pool": 1000, "population": 1000}
+    assert p.sweep_attack == "nn" and p.adaptive is False
+    budgets = [float(pt.defense.split("budget=")[1]) for pt in p.sweep]
+    assert budgets == [1.0, 0.7, 0.5, 0.3, 0.1, 0.0]
+    assert [pt.published.value for pt in p.sweep] == [0.50, 0.52, 0.55, 0.62, 0.69, 0.73]
+    config = p.config(2, attacks=("nn",), defense=p.sweep[0].defense)
+    assert (config.defense, config.adaptive, config.seed) == ("memguard:budget=1.0", False, 2)
+    assert parse_defense(config.defense).params["budget"] == 1.0  # a valid spec
+
+
+def test_sweep_rows_and_table() -> None:
+    import json
+
+    from miaudit.experiments.presets import PRESETS
+    from miaudit.experiments.reproduce import Reproduction, SeedRun, markdown
+
+    p = PRESETS.get("memguard-location30")
+    rep = Reproduction(p, (0, 1), {"nn": "nn"}, [], None)
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        sweep = {pt.label: pt.published.value + 0.05 * (pt.published.value < 0.6) + shift for pt in p.sweep}
+        rep.runs.append(SeedRun(seed, 1.0, 0.6, {"nn": 0.73}, {"nn": 0.8}, {"nn": 0.74}, {"nn": "shadow models"}, {}, 1.0, sweep))
+    rows = {r.key: r for r in rep.rows()}
+    top = rows["sweep:MemGuard budget 1.0:balanced_accuracy"]
+    assert top.mean == pytest.approx(0.56) and top.within_goal(True) is False
+    assert rows["sweep:MemGuard budget 0.0:balanced_accuracy"].within_goal(True) is True
+    md = markdown(rep)
+    assert "| nn under MemGuard budget 1.0: balanced accuracy | 0.500 | 0.560 ± 0.014 (n=2) | NO (+0.060, goal ±0.03) |" in md
+    assert "nn BA, MemGuard budget 0.3" in md
+    json.dumps(rep.to_dict())
