@@ -1,0 +1,91 @@
+"""The adaptive attacker at full strength and the honest trade-off table (issue 15).
+
+Defended shadow and reference models are the target's size, their reference data disjoint from
+their training subset; the defend table's headline attack is chosen without the target's truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from miaudit.attacks.defended_plan import defended_plan, plan_sizes
+from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
+from miaudit.attacks.reference_models import train_online_references
+from miaudit.attacks.shadow_models import train_shadow_models
+from miaudit.defenses import Defense
+from miaudit.models import TrainingRecipe
+from miaudit.threat import THREAT_MODELS
+from test_train_models import _NeedsReference as _Recording  # records every task it is handed
+
+MLP = {"hidden": [8], "activation": "relu"}
+RECIPE = TrainingRecipe(epochs=1, batch_size=32)
+
+
+def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 5), dtype=np.float32), rng.integers(0, 3, n)
+
+
+def _knowledge(defense: Defense, train_size: int, reference_size: int, n_pool: int = 160) -> AttackerKnowledge:
+    pool_x, pool_y = _data(n_pool, 0)
+    spec = ModelSpec("mlp", MLP, RECIPE, defense, train_size=train_size, reference_size=reference_size)
+    return AttackerKnowledge.under(
+        THREAT_MODELS.get("gray-box"), num_classes=3, input_shape=(5,), seed=3, pool_x=pool_x, pool_y=pool_y,
+        pool_fingerprint="pool", target_model=spec, n_shadow_models=4,
+    )  # fmt: skip
+
+
+def test_gray_box_knowledge_keeps_the_target_sizes():
+    k = _knowledge(_Recording(), 50, 40)
+    assert (k.model.train_size, k.model.reference_size) == (50, 40)
+
+
+def test_defended_shadows_are_the_targets_size_with_disjoint_reference_data():
+    defense = _Recording()
+    shadows = train_shadow_models(_knowledge(defense, 50, 40), 4)
+    assert len(defense.tasks) == 4
+    for task, shadow in zip(defense.tasks, shadows):
+        private, reference = task.private_idx, task.reference_idx
+        assert len(private) == 50 and len(reference) == 40  # what the defense was handed
+        assert not np.intersect1d(private, reference).size
+        np.testing.assert_array_equal(shadow.in_idx, private)
+        np.testing.assert_array_equal(shadow.reference_idx, reference)
+        assert not np.intersect1d(shadow.out_idx, np.union1d(private, reference)).size
+        assert len(shadow.out_idx) == 160 - 50 - 40
+    # a pair shares its reference set and trains on disjoint halves of the rest
+    assert not np.intersect1d(defense.tasks[0].private_idx, defense.tasks[1].private_idx).size
+
+
+def test_a_pool_too_small_scales_both_sizes_and_says_so():
+    train, ref, note = plan_sizes(160, 160, 80, 80)
+    assert (train, ref) == (53, 53) and "cannot hold" in note
+    assert plan_sizes(240, 240, 80, 80) == (80, 80, None)
+    defense = _Recording()
+    train_shadow_models(_knowledge(defense, 80, 80), 2)
+    assert [len(t.private_idx) for t in defense.tasks] == [53, 53] and [len(t.reference_idx) for t in defense.tasks] == [53, 53]
+
+
+def test_online_references_are_target_size_and_reference_data_comes_from_the_pool():
+    defense = _Recording()
+    knowledge = _knowledge(defense, 50, 40)
+    x, y = _data(40, 1)
+    refs = train_online_references(knowledge, x, y, 4)
+    n_pool = len(knowledge.pool_y)
+    for task in defense.tasks:
+        assert len(task.private_idx) == 50 and len(task.reference_idx) == 40
+        assert task.reference_idx.max() < n_pool  # never a candidate
+        assert not np.intersect1d(task.private_idx, task.reference_idx).size
+        assert np.isin(np.arange(n_pool, n_pool + 40), task.private_idx).sum() == 20  # candidates first: half of them
+    np.testing.assert_array_equal(refs.in_candidates.sum(axis=0), 2)  # every candidate IN for one model of each pair
+    np.testing.assert_array_equal(refs.out_candidates, ~refs.in_candidates)
+
+
+def test_plan_without_reference_data_and_unknown_size_fall_back():
+    plan = defended_plan(100, 3, train_size=30, reference_size=0, seed=0)
+    assert plan.references is None and [len(s) for s in plan.subsets] == [30, 30, 30]
+    spec = ModelSpec("mlp", MLP, RECIPE, _Recording())  # no size known: the paired-halves fallback
+    from miaudit.attacks.shadow_models import adaptive_plan
+
+    assert adaptive_plan(spec, 100, 2, seed=0) is None
