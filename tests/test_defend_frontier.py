@@ -89,3 +89,54 @@ def test_plan_without_reference_data_and_unknown_size_fall_back():
     from miaudit.attacks.shadow_models import adaptive_plan
 
     assert adaptive_plan(spec, 100, 2, seed=0) is None
+
+
+def _fake_result(seed: int, scores: dict[str, np.ndarray], is_member: np.ndarray, test_accuracy: float):
+    """An AuditResult-shaped object carrying only what the table reads."""
+    from types import SimpleNamespace
+
+    from miaudit import metrics
+    from miaudit.attacks.base import AttackResult
+    from miaudit.experiments.audit import AttackOutcome
+
+    outcomes = [AttackOutcome(AttackResult(n, s), metrics.evaluate(s, is_member, n_bootstrap=0)) for n, s in scores.items()]
+    return SimpleNamespace(
+        config=SimpleNamespace(seed=seed), outcomes=outcomes, is_member=is_member, train_accuracy=1.0,
+        test_accuracy=test_accuracy, defense=None, skipped={}, notes=(),
+    )  # fmt: skip
+
+
+def _scores(seed: int, n: int = 2000):
+    rng = np.random.default_rng(seed)
+    m = np.zeros(n, bool)
+    m[: n // 2] = True
+    return m, {
+        "correctness": m * 2.0 + rng.normal(size=n),  # the strongest on the truth, last in the fixed order
+        "loss": m * 0.3 + rng.normal(size=n),  # the headline: before correctness in HEADLINE_ORDER
+        "confidence": m * -0.5 + rng.normal(size=n),  # inverted
+    }
+
+
+def test_the_headline_is_the_verdicts_fixed_choice_and_the_maximum_is_an_upper_bound(tmp_path):
+    from miaudit.experiments.defend_rows import INVERTED_FLAG, seed_row, summarise
+
+    runs = []
+    for seed in (0, 1):
+        m, s = _scores(seed)
+        runs.append(seed_row(_fake_result(seed, s, m, 0.6 + seed / 100), n_bootstrap=50))
+    assert all(r["headline"]["attack"] == "loss" for r in runs)  # not correctness, which wins on the truth
+    assert all(r["upper_bound"]["auc"]["attack"] == "correctness" for r in runs)
+    assert all(r["attacks"]["confidence"]["inverted"] and not r["attacks"]["loss"]["inverted"] for r in runs)
+    for r in runs:
+        low, high = r["headline"]["auc_ci"]
+        assert low < r["headline"]["auc"] < high and r["headline"]["tpr_at_1pct_fpr_ci"] is not None
+    row = summarise("none", {"stage": "training", "paper": "-"}, runs)
+    assert row["headline_attack"] == "loss" and row["upper_bound_auc_attack"] == "correctness"
+    assert row["headline_auc"] < row["upper_bound_auc"] and row["headline_auc_std"] is not None
+    assert row["flag"] is None and row["per_attack"]["confidence"]["inverted"]
+    assert row["verdicts"] == [r["verdict"]["level"] for r in runs] and len(row["headline_auc_ci"]) == 2
+
+    m, s = _scores(2)
+    inverted = seed_row(_fake_result(2, {"loss": s["confidence"]}, m, 0.5), n_bootstrap=0)
+    row = summarise("x", {"stage": "output", "paper": "-"}, [inverted])
+    assert row["flag"].startswith(INVERTED_FLAG) and row["headline_auc_ci"] == [None]
