@@ -140,3 +140,37 @@ def test_the_headline_is_the_verdicts_fixed_choice_and_the_maximum_is_an_upper_b
     inverted = seed_row(_fake_result(2, {"loss": s["confidence"]}, m, 0.5), n_bootstrap=0)
     row = summarise("x", {"stage": "output", "paper": "-"}, [inverted])
     assert row["flag"].startswith(INVERTED_FLAG) and row["headline_auc_ci"] == [None]
+
+
+def test_report_of_a_defend_folder_shows_the_table_and_the_plot(tmp_path):
+    from miaudit.cli import main
+    from miaudit.data.split import SplitSizes
+    from miaudit.experiments.defend import DefendConfig, run_defend, write_defend
+    from report_helpers import parse_report
+
+    config = DefendConfig(
+        dataset="digits", defenses=("none", "rounding:decimals=1"), seeds=(0, 1), split=SplitSizes(150, 150, 300, 150),
+        epochs=2, attacks=("loss", "correctness"), n_shadow_models=2, n_bootstrap=20, cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    out = tmp_path / "defend"
+    study = run_defend(config, out_dir=out)
+    write_defend(study, out)
+    assert main(["report", str(out), "--quiet"]) == 0
+    page = parse_report(out / "report.html")
+    header, *rows = page.tables["defense-table"]
+    titles = [c["text"] for c in header]
+    assert [r[0]["text"] for r in rows] == ["none", "rounding:decimals=1"]
+    assert "headline attack (chosen without the truth)" in titles
+    assert "upper bound (max over attacks on the target's truth): AUC" in titles
+    col = titles.index("headline attack (chosen without the truth)")
+    assert [r[col]["text"] for r in rows] == ["loss", "loss"]  # the verdict's fixed order, never the truth
+    auc = titles.index("auc")
+    for r, row in zip(rows, study["rows"]):
+        assert float(r[auc]["value"]) == pytest.approx(row["headline_auc"])
+    png = (out / "privacy_utility.png").read_bytes()
+    import base64
+
+    assert page.figures["fig-defenses"]["img"] == ["data:image/png;base64," + base64.b64encode(png).decode()]
+    assert "none/seed-0" in page.by_id["defenses-note"]["text"]
+    doc = json.loads((out / "privacy_utility.json").read_text())
+    assert doc["per_seed"]["none"][1]["folder"] == "none/seed-1" and (out / "none" / "seed-1" / "results.json").is_file()
