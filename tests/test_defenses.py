@@ -243,7 +243,8 @@ def test_defend_writes_the_privacy_utility_table_and_plot(small, tmp_path):
     assert none["test_accuracy"] == label["test_accuracy"]  # label-only keeps every label
     # One-hot outputs leave the confidence attack only the correctness of each label.
     assert label["per_attack"]["confidence"]["auc"] < none["per_attack"]["confidence"]["auc"]
-    assert none["best_auc_attack"] in ("confidence", "correctness")
+    assert none["upper_bound_auc_attack"] in ("confidence", "correctness")
+    assert none["headline_attack"] == "confidence"  # the verdict's fixed order: confidence before correctness
     assert paths["privacy_utility.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(paths["privacy_utility.json"].read_text())["protocol"]["attacker"].startswith("adaptive")
 

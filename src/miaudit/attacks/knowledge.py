@@ -21,6 +21,11 @@ class ModelSpec:
     # shadow models are then built with it (Song & Mittal's adaptive attacker). None: undefended
     # shadows (the target is undefended, or the attacker ignores its defense).
     defense: Any = None
+    # The target's training-set size and the defender's reference-set size, as the gray-box
+    # attacker knows them (part of the training recipe): its defended shadow and reference models
+    # are built at these sizes (miaudit.attacks.defended_plan). None: unknown (paired halves).
+    train_size: int | None = None
+    reference_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ class AttackerKnowledge:
                 dict(target_model.options),
                 target_model.recipe if threat.knows_training_recipe else None,
                 target_model.defense if threat.knows_training_recipe else None,
+                target_model.train_size if threat.knows_training_recipe else None,
+                target_model.reference_size if threat.knows_training_recipe else None,
             )
         return cls(
             threat=threat,

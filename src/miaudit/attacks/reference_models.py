@@ -9,9 +9,11 @@ paired complementary halves (:func:`half_splits`), so every candidate is IN for 
 an even number of references. All references train at once in the ModelBank and are cached
 under the content of that set, so a second audit of the same records trains nothing. They train
 through :func:`miaudit.attacks.train_models.train_models`, like the shadow models: an adaptive
-attacker's references are built with the target's defense (``ModelSpec.defense``); a defense
-that needs reference data takes half of the model's pool records (never candidates), which are
-then neither IN nor OUT for it.
+attacker's references are built with the target's defense (``ModelSpec.defense``), at the
+target's training-set size when the attacker knows it (candidates first, so each is IN for one
+model of each pair when the halves allow), and a defense that needs reference data gets a
+reference set of the defender's size from the pool outside the model's subset (never a
+candidate; :mod:`miaudit.attacks.defended_plan`), whose records are neither IN nor OUT for it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.attacks.knowledge import AttackerKnowledge
-from miaudit.attacks.shadow_models import half_splits
+from miaudit.attacks.shadow_models import adaptive_plan, half_splits
 from miaudit.attacks.train_models import train_models
 from miaudit.errors import ConfigError
 from miaudit.io_utils import sha256_arrays, stable_hash
@@ -59,12 +61,15 @@ def train_online_references(
     data_x = np.concatenate((knowledge.pool_x, x))
     data_y = np.concatenate((knowledge.pool_y, y))
     seed = offset_seed(knowledge.seed, "references")
-    subsets = half_splits(len(data_y), n_models, seed=seed)
+    plan = adaptive_plan(knowledge.model, len(data_y), n_models, seed=seed, reference_from=np.arange(n_pool),
+                         priority=np.arange(n_pool, len(data_y)))  # fmt: skip
+    subsets = half_splits(len(data_y), n_models, seed=seed) if plan is None else plan.subsets
     seeds = [int(s) for s in stream_rng(seed, "references/seeds").integers(0, 2**31 - 1, n_models)]
     fingerprint = stable_hash({"pool": knowledge.pool_fingerprint, "candidates": sha256_arrays(x, y)})
     trained = train_models(
         knowledge.model, data_x, data_y, subsets, seeds, num_classes=knowledge.num_classes, cache=knowledge.cache,
         data_fingerprint=fingerprint, executor=knowledge.executor, reference_from=np.arange(n_pool),
+        references=None if plan is None else plan.references,
     )  # fmt: skip
     member = np.zeros((n_models, len(data_y)), dtype=bool)
     out = np.zeros((n_models, len(data_y)), dtype=bool)

@@ -5,20 +5,24 @@ knows their membership truth and can calibrate on it.
 Plan: paired complementary halves of the attacker's pool. Shadow 2j trains on a random half,
 shadow 2j+1 on the other half, so every pool record is IN for half of the shadows and OUT for
 the rest. All shadows share an architecture and train at once in the ModelBank, or are built by
-the target's defense for an adaptive attacker (both through :func:`train_models`).
+the target's defense for an adaptive attacker (both through :func:`train_models`). An adaptive
+attacker that knows the target's sizes (``ModelSpec.train_size``) trains its defended shadows
+at the target's training-set size, with reference data of the defender's size drawn from the
+pool outside each shadow's subset (:func:`miaudit.attacks.defended_plan.defended_plan`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from miaudit.attacks.knowledge import AttackerKnowledge
+from miaudit.attacks.defended_plan import DefendedPlan, defended_plan
+from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
 from miaudit.attacks.train_models import ShadowModel, train_models
 from miaudit.errors import ConfigError
 from miaudit.threat import DataKnowledge, OutputAccess, Requirements
 from miaudit.seeds import stream_rng
 
-__all__ = ["GRAY_BOX_SHADOW_TRAINING", "ShadowModel", "half_splits", "train_shadow_models"]
+__all__ = ["GRAY_BOX_SHADOW_TRAINING", "ShadowModel", "adaptive_plan", "half_splits", "train_shadow_models"]
 
 GRAY_BOX_SHADOW_TRAINING = Requirements(
     output=OutputAccess.PROBABILITIES,
@@ -43,6 +47,19 @@ def half_splits(n_records: int, n_models: int, *, seed: int) -> list[np.ndarray]
     return subsets[:n_models]
 
 
+def adaptive_plan(
+    spec: ModelSpec, n_records: int, n_models: int, *, seed: int, reference_from: np.ndarray | None = None,
+    priority: np.ndarray | None = None,
+) -> DefendedPlan | None:
+    """The target-size plan for ``spec``'s defended models, or None (undefended, or the target's
+    size unknown: paired halves). Reference sets only for a defense that needs reference data."""
+    if spec.defense is None or spec.train_size is None:
+        return None
+    ref = int(spec.reference_size or 0) if spec.defense.needs_reference else 0
+    return defended_plan(n_records, n_models, train_size=int(spec.train_size), reference_size=ref, seed=seed,
+                         reference_from=reference_from, priority=priority)  # fmt: skip
+
+
 def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress: bool = False) -> list[ShadowModel]:
     """Train ``n_models`` shadow models with the target's recipe on halves of the attacker's pool
     (with the target's defense too, when the attacker knows it: see miaudit.attacks.train_models)."""
@@ -53,9 +70,11 @@ def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress
     n = len(knowledge.pool_y)
     if n < 4:
         raise ConfigError(f"the attacker's pool has {n} records; shadow models need at least 4")
-    subsets = half_splits(n, n_models, seed=knowledge.seed)
+    plan = adaptive_plan(knowledge.model, n, n_models, seed=knowledge.seed)
+    subsets = half_splits(n, n_models, seed=knowledge.seed) if plan is None else plan.subsets
     seeds = [int(s) for s in stream_rng(knowledge.seed, "shadow/seeds").integers(0, 2**31 - 1, n_models)]
     return train_models(
         knowledge.model, knowledge.pool_x, knowledge.pool_y, subsets, seeds, num_classes=knowledge.num_classes,
         cache=knowledge.cache, data_fingerprint=knowledge.pool_fingerprint, executor=knowledge.executor, progress=progress,
+        references=None if plan is None else plan.references,
     )  # fmt: skip

@@ -31,6 +31,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--shadow-models", type=int, default=None, help="shadow models per attack (default: the preset's, at least 2, or 4)")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (a quick run, not the protocol)")
+    p.add_argument("--bootstrap", type=int, default=200,
+                   help="bootstrap resamples of the evaluated records per seed, for the intervals (0: none; default 200)")  # fmt: skip
     p.add_argument("--out", default=None, help="results folder (default results/defend-<dataset>)")
     p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")
     add_data_dir_flag(p)
@@ -52,6 +54,8 @@ def _run(args: argparse.Namespace) -> int:
     for flag, value in (("--reference", args.reference), ("--shadow-models", args.shadow_models), ("--epochs", args.epochs)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be >= 1, got {value}")
+    if args.bootstrap < 0 or args.bootstrap == 1:
+        raise ConfigError(f"--bootstrap must be 0 (no intervals) or >= 2, got {args.bootstrap}")
     split = None
     if args.split is not None:
         from miaudit.cli.common import parse_int_list
@@ -72,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         reference=args.reference,
         n_shadow_models=args.shadow_models,
         epochs=args.epochs,
+        n_bootstrap=args.bootstrap,
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
     )

@@ -419,6 +419,7 @@ def prepare_audit(
         attacker_model = ModelSpec(
             model_name, model_options, recipe,
             defense if (config.adaptive and defense is not None and defense.name != "none") else None,
+            train_size=len(split.target_in), reference_size=len(split.population),
         )  # fmt: skip
     else:
         stand_in = make_stand_in(

@@ -7,12 +7,19 @@ shadow models the attacker builds them with the same defense (``adaptive=True``,
 Mittal's adaptive attacker) or without it (``adaptive=False``). A defense needing reference data
 gets the split's population part, which no attacker and no evaluated record touches.
 
-Per defense the table gives the test accuracy and, for attack power, the best attack by AUC, by
-TPR at 1% FPR and by balanced accuracy (at the attack's own shadow-calibrated or fixed
-threshold), each naming the attack that achieved it; with several seeds, mean ± sample std over
-seeds of the per-seed best. Outputs (:func:`write_defend`): ``privacy_utility.json`` (protocol,
-per-seed values, per-attack means), ``privacy_utility.csv`` (the table), ``per_attack.csv`` and
-``privacy_utility.png`` (test accuracy against best attack AUC, matplotlib's Agg backend).
+An adaptive attacker's defended shadows and references train at the target's training-set size,
+with reference data of the defender's size from its pool outside each model's subset
+(:mod:`miaudit.attacks.defended_plan`); the sizes used are in the protocol.
+
+Per defense the table gives the test accuracy and, for attack power, the *headline* attack
+chosen without the target's truth (the verdict's fixed order, :mod:`miaudit.experiments.defend_rows`):
+its TPR at 1% FPR (the main privacy axis) and AUC, mean ± std over seeds and a bootstrap
+interval over records per seed, an AUC below 0.5 flagged as inverted, and the verdict per seed
+(Holm-controlled over every attack). The maximum over attacks is kept only as columns labelled
+"upper bound (max over attacks on the target's truth)". Outputs (:func:`write_defend`):
+``privacy_utility.json`` (protocol, per-seed values, per-attack means, the audits' folders),
+``privacy_utility.csv`` / ``.md`` (the table), ``per_attack.csv`` and ``privacy_utility.png``
+(test accuracy against the headline attack's TPR at 1% FPR and AUC, matplotlib's Agg backend).
 """
 
 from __future__ import annotations
@@ -20,10 +27,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +38,12 @@ import numpy as np
 from miaudit import __version__
 from miaudit.data.split import SplitSizes
 from miaudit.errors import ConfigError
-from miaudit.experiments.audit import AuditConfig, AuditResult, run_audit
+from miaudit.experiments.audit import AuditConfig, run_audit
+from miaudit.experiments.defend_rows import POWER_METRICS, UPPER_BOUND_LABEL, seed_row, summarise
 from miaudit.io_utils import atomic_path
 from miaudit.seeds import check_user_seed
 
 Log = Callable[[str], None]
-TPR_LEVEL = 0.01
-POWER_METRICS = ("auc", "tpr_at_1pct_fpr", "balanced_accuracy")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class DefendConfig:
     epochs: int | None = None  # override the recipe's epochs (a quick run, not the protocol)
     split: SplitSizes | None = None
     threat_model: str = "gray-box"
-    n_bootstrap: int = 0
+    n_bootstrap: int = 200  # resamples of the evaluated records per seed (0: no intervals)
     data_dir: str | None = None
     cache_dir: str | None = None
 
@@ -99,65 +103,6 @@ def base_config(config: DefendConfig, seed: int) -> AuditConfig:
     )
 
 
-def _seed_row(result: AuditResult) -> dict[str, Any]:
-    attacks: dict[str, dict[str, float | None]] = {}
-    for o in result.outcomes:
-        m = o.metrics
-        attacks[o.result.attack] = {
-            "auc": float(m.auc),
-            "tpr_at_1pct_fpr": m.tpr_at_fpr.get(TPR_LEVEL),
-            "balanced_accuracy": m.balanced_accuracy,
-            "advantage_upper_bound": float(m.advantage),
-            "threshold_source": m.threshold_source,
-        }
-    best: dict[str, dict[str, Any]] = {}
-    for metric in POWER_METRICS:
-        candidates = [(v[metric], name) for name, v in attacks.items() if v[metric] is not None and not math.isnan(v[metric])]
-        if candidates:
-            value, name = max(candidates)
-            best[metric] = {"value": float(value), "attack": name}
-    return {
-        "seed": result.config.seed,
-        "train_accuracy": result.train_accuracy,
-        "test_accuracy": result.test_accuracy,
-        "defense_info": (result.defense or {}).get("info", {}),
-        "best": best,
-        "attacks": attacks,
-        "skipped": result.skipped,
-    }
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    if not vals:
-        return None, None
-    return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
-
-
-def summarise(spec: str, describe: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One table row: means ± std over seeds, each best naming its attack(s)."""
-    row: dict[str, Any] = {"defense": spec, "stage": describe["stage"], "paper": describe["paper"], "n_seeds": len(runs)}
-    for key in ("test_accuracy", "train_accuracy"):
-        row[key], row[key + "_std"] = _mean_std([r[key] for r in runs])
-    eps = [r["defense_info"].get("epsilon") for r in runs if "epsilon" in r["defense_info"]]
-    if eps:
-        row["epsilon"], _ = _mean_std(eps)
-        row["delta"] = runs[0]["defense_info"].get("delta")
-    for metric in POWER_METRICS:
-        found = [r["best"][metric] for r in runs if metric in r["best"]]
-        row[f"best_{metric}"], row[f"best_{metric}_std"] = _mean_std([b["value"] for b in found])
-        names = Counter(b["attack"] for b in found)
-        row[f"best_{metric}_attack"] = "/".join(n for n, _ in names.most_common())
-    per_attack: dict[str, dict[str, float | None]] = {}
-    for name in sorted({a for r in runs for a in r["attacks"]}):
-        per_attack[name] = {}
-        for metric in POWER_METRICS:
-            mean, std = _mean_std([r["attacks"][name][metric] for r in runs if name in r["attacks"]])
-            per_attack[name][metric], per_attack[name][metric + "_std"] = mean, std
-    row["per_attack"] = per_attack
-    return row
-
-
 def run_defend(config: DefendConfig, *, log: Log | None = None, out_dir: Path | None = None) -> dict[str, Any]:
     """Every defense of ``config`` over its seeds; returns the study (see :func:`write_defend`).
 
@@ -182,19 +127,41 @@ def run_defend(config: DefendConfig, *, log: Log | None = None, out_dir: Path | 
             t0 = time.time()
             audit = dataclasses.replace(base_config(config, seed), defense=spec)
             result = run_audit(audit, progress=False)
-            run = _seed_row(result)
+            run = seed_row(result, n_bootstrap=config.n_bootstrap)
             run["seconds"] = round(time.time() - t0, 1)
+            run["folder"] = f"{_folder(spec)}/seed-{seed}"
             runs.append(run)
             if out_dir is not None:
-                write_results(result, Path(out_dir) / _folder(spec) / f"seed-{seed}")
-            best = run["best"].get("auc", {})
-            say(f"{spec} seed {seed}: test accuracy {run['test_accuracy']:.3f}, best AUC "
-                f"{best.get('value', float('nan')):.3f} ({best.get('attack', '-')}), {run['seconds']:.0f} s")  # fmt: skip
-        rows.append(summarise(spec, defense.describe(), runs))
+                write_results(result, Path(out_dir) / run["folder"])
+            head = run["headline"] or {}
+            say(f"{spec} seed {seed}: test accuracy {run['test_accuracy']:.3f}, headline {head.get('attack', '-')} "
+                f"TPR@1%FPR {_fmt(head.get('tpr_at_1pct_fpr'), None)} AUC {_fmt(head.get('auc'), None)}, "
+                f"verdict {(run['verdict'] or {}).get('level', '-')}, {run['seconds']:.0f} s")  # fmt: skip
+        rows.append({**summarise(spec, defense.describe(), runs), "adaptive_models": adaptive_sizes(config, defense)})
         per_seed[spec] = runs
         if out_dir is not None:  # the table so far, so that an interrupted study keeps its finished rows
             write_defend(_study(config, rows, per_seed, started), Path(out_dir))
     return _study(config, rows, per_seed, started)
+
+
+def adaptive_sizes(config: DefendConfig, defense: Any) -> dict[str, Any] | None:
+    """The training and reference sizes of the adaptive attacker's defended shadows and online
+    references for ``defense`` (None: naive attacker or no defense), from the split's sizes."""
+    from miaudit.attacks.defended_plan import plan_sizes
+    from miaudit.data import load_dataset
+
+    if not config.adaptive or defense.name == "none":
+        return None
+    audit = base_config(config, config.seeds[0])
+    counts = audit.split.resolve(len(load_dataset(audit.dataset, audit.data_dir)))
+    n, pool = counts["target_in"], counts["attacker_pool"]
+    ref = counts["population"] if defense.needs_reference else 0
+    evaluated = n + counts["target_out"]  # the online references' candidates (before any subsampling)
+    out: dict[str, Any] = {"target_train_size": n, "target_reference_size": ref}
+    for kind, records in (("shadows", pool), ("online_references", pool + evaluated)):
+        train, reference, note = plan_sizes(records, pool, n, ref)
+        out[kind] = {"train_size": train, "reference_size": reference, "note": note}
+    return out
 
 
 def _study(config: DefendConfig, rows: list[dict[str, Any]], per_seed: dict[str, Any], started: float) -> dict[str, Any]:
@@ -217,6 +184,10 @@ def _study(config: DefendConfig, rows: list[dict[str, Any]], per_seed: dict[str,
             "seeds": list(config.seeds),
             "epochs_override": config.epochs,
             "attacks": list(config.attacks) if config.attacks else "every attack the threat model permits",
+            "n_bootstrap": config.n_bootstrap,
+            "headline_rule": "the verdict's headline attack: the first run in miaudit.verdict.HEADLINE_ORDER "
+                             "(a fixed order, never chosen on the target's membership truth)",
+            "upper_bound": UPPER_BOUND_LABEL,
         },
         "rows": rows,
         "per_seed": per_seed,
@@ -230,9 +201,10 @@ def _folder(spec: str) -> str:
 
 TABLE_COLUMNS = (
     "defense", "stage", "n_seeds", "test_accuracy", "test_accuracy_std", "train_accuracy", "epsilon", "delta",
-    "best_auc", "best_auc_std", "best_auc_attack",
-    "best_tpr_at_1pct_fpr", "best_tpr_at_1pct_fpr_std", "best_tpr_at_1pct_fpr_attack",
-    "best_balanced_accuracy", "best_balanced_accuracy_std", "best_balanced_accuracy_attack",
+    "headline_attack", "headline_tpr_at_1pct_fpr", "headline_tpr_at_1pct_fpr_std", "headline_tpr_at_1pct_fpr_ci",
+    "headline_auc", "headline_auc_std", "headline_auc_ci", "verdict", "flag",
+    "upper_bound_tpr_at_1pct_fpr", "upper_bound_tpr_at_1pct_fpr_attack", "upper_bound_auc", "upper_bound_auc_attack",
+    "upper_bound_balanced_accuracy", "upper_bound_balanced_accuracy_attack",
 )  # fmt: skip
 
 
@@ -242,38 +214,58 @@ def _fmt(mean: float | None, std: float | None) -> str:
     return f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
 
 
+def _cis(intervals: list[list[float] | None]) -> str:
+    """Per-seed intervals, ``[low, high]`` each, separated by '; ' ('-' where none)."""
+    shown = [f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-" for ci in intervals]
+    return "; ".join(shown) if any(intervals) else "-"
+
+
 def markdown_table(study: dict[str, Any]) -> str:
-    """The privacy-utility table as Markdown (means ± std over seeds)."""
+    """The privacy-utility table as Markdown: mean ± std over seeds, 95% bootstrap intervals
+    over records per seed, the verdict per seed, the upper bound labelled as such."""
     lines = [
-        "| defense | test acc. | ε (δ) | best AUC (attack) | best TPR@1%FPR (attack) | best bal. acc. (attack) |",
-        "|---|---|---|---|---|---|",
+        "| defense | test acc. | ε (δ) | headline attack | TPR@1%FPR | 95% CI per seed | AUC | 95% CI per seed "
+        "| verdict | flag | upper bound (max over attacks on the target's truth): TPR@1%FPR / AUC |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in study["rows"]:
         eps = f"{r['epsilon']:.2f} ({r['delta']:g})" if r.get("epsilon") is not None else "-"
-        cells = [f"{_fmt(r[f'best_{m}'], r[f'best_{m}_std'])} ({r[f'best_{m}_attack'] or '-'})" for m in POWER_METRICS]
-        lines.append(f"| {r['defense']} | {_fmt(r['test_accuracy'], r['test_accuracy_std'])} | {eps} | " + " | ".join(cells) + " |")
+        upper = (f"{_fmt(r['upper_bound_tpr_at_1pct_fpr'], r['upper_bound_tpr_at_1pct_fpr_std'])} "
+                 f"({r['upper_bound_tpr_at_1pct_fpr_attack'] or '-'}) / "
+                 f"{_fmt(r['upper_bound_auc'], r['upper_bound_auc_std'])} ({r['upper_bound_auc_attack'] or '-'})")  # fmt: skip
+        cells = [
+            r["defense"], _fmt(r["test_accuracy"], r["test_accuracy_std"]), eps, r["headline_attack"] or "-",
+            _fmt(r["headline_tpr_at_1pct_fpr"], r["headline_tpr_at_1pct_fpr_std"]), _cis(r["headline_tpr_at_1pct_fpr_ci"]),
+            _fmt(r["headline_auc"], r["headline_auc_std"]), _cis(r["headline_auc_ci"]),
+            " / ".join(v or "-" for v in r["verdicts"]), r["flag"] or "-", upper,
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def plot(study: dict[str, Any], path: Path) -> None:
-    """Test accuracy against the best attack AUC, one point per defense (error bars: std over seeds)."""
+    """Test accuracy against the headline attack's TPR at 1% FPR (left, the main privacy axis)
+    and AUC (right), one point per defense, error bars the std over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    for r in study["rows"]:
-        if r["best_auc"] is None or r["test_accuracy"] is None:
-            continue
-        ax.errorbar(r["best_auc"], r["test_accuracy"], xerr=r["best_auc_std"] or 0, yerr=r["test_accuracy_std"] or 0,
-                    fmt="o", capsize=3)  # fmt: skip
-        ax.annotate(r["defense"], (r["best_auc"], r["test_accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True)
+    for ax, metric, chance, label in ((axes[0], "tpr_at_1pct_fpr", 0.01, "TPR at 1% FPR"), (axes[1], "auc", 0.5, "AUC")):
+        for r in study["rows"]:
+            x, acc = r[f"headline_{metric}"], r["test_accuracy"]
+            if x is None or acc is None:
+                continue
+            ax.errorbar(x, acc, xerr=r[f"headline_{metric}_std"] or 0, yerr=r["test_accuracy_std"] or 0, fmt="o", capsize=3)
+            ax.annotate(r["defense"], (x, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.axvline(chance, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel(f"attack power: headline attack's {label} (chosen without the truth)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("target test accuracy")
     proto = study["protocol"]
-    ax.axvline(0.5, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("attack power: best attack AUC over the suite")
-    ax.set_ylabel("target test accuracy")
-    ax.set_title(f"{proto['dataset']}, {proto['model']}, {len(proto['seeds'])} seed(s), {proto['attacker'].split(' ')[0]} attacker", fontsize=9)
+    fig.suptitle(f"{proto['dataset']}, {proto['model']}, {len(proto['seeds'])} seed(s), "
+                 f"{proto['attacker'].split(' ')[0]} attacker; error bars: std over seeds", fontsize=9)  # fmt: skip
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
@@ -291,7 +283,7 @@ def write_defend(study: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in study["rows"]:
-            writer.writerow({k: r.get(k) for k in TABLE_COLUMNS})
+            writer.writerow({k: (_cis(r[k]) if k.endswith("_ci") else r.get(k)) for k in TABLE_COLUMNS})
     with atomic_path(paths["per_attack.csv"]) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["defense", "attack", *[x for m in POWER_METRICS for x in (m, m + "_std")]])

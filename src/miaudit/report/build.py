@@ -169,7 +169,10 @@ def build_context(inputs: RunInputs) -> dict[str, Any]:
             "rows": inputs.defenses,
             "baseline": inputs.defenses_baseline,
             "columns": _defense_columns(inputs.defenses),
-            "png_b64": _b64(defenses_figure(inputs.defenses, inputs.defenses_baseline, setting)),
+            "png_b64": _b64(inputs.defenses_png or defenses_figure(inputs.defenses, inputs.defenses_baseline, setting)),
+            "source": inputs.defenses_source,
+            "note": inputs.defenses_note,
+            "from_defend": inputs.defenses_png is not None or inputs.defenses_source != "defenses.json",
         }
         figure_data["defenses"] = [{"name": d["name"], "test_accuracy": d["test_accuracy"], "auc": d["auc"]} for d in inputs.defenses]
     ctx["figure_data"] = figure_data

@@ -2,7 +2,9 @@
 
 Files (all in RUN_DIR):
 - ``results.json`` and ``scores.csv`` from ``miaudit audit`` (required);
-- ``defenses.json`` (optional; see :data:`DEFENSES_FILE` for its format), written by the defenses;
+- ``privacy_utility.json`` + ``privacy_utility.png`` (optional), written by ``miaudit defend --out``
+  (:mod:`miaudit.report.defend_inputs`; a defend folder's audit sections come from its first audit);
+- ``defenses.json`` (optional, an older hand-written form; see :data:`DEFENSES_FILE`);
 - ``studies/<name>/study.json`` + ``plot.png`` (optional), written by ``miaudit study --out``.
 
 Every malformed file is a :class:`ReportError` with one line saying what to fix; nothing is
@@ -64,6 +66,9 @@ class RunInputs:
     defenses: list[dict[str, Any]] | None = None
     defenses_baseline: dict[str, Any] | None = None
     studies: list[StudyEntry] = field(default_factory=list)
+    defenses_png: bytes | None = None  # the defend command's own plot, shown as it is
+    defenses_source: str = DEFENSES_FILE
+    defenses_note: str | None = None  # what the page's audit sections show, for a defend folder
 
 
 def _read_json(path: Path) -> Any:
@@ -203,15 +208,17 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     return _check_results(_read_json(results_path), results_path)
 
 
-def read_run(run_dir: Path) -> RunInputs:
-    """Everything the report shows, read and checked from ``run_dir``."""
-    results = read_results(run_dir)
-    results_path = run_dir / RESULTS_FILE
+def read_run(run_dir: Path, audit_dir: Path | None = None) -> RunInputs:
+    """Everything the report shows, read and checked from ``run_dir`` (the audit's own files
+    from ``audit_dir`` when given: a defend folder's first audit)."""
+    audit_dir = audit_dir or run_dir
+    results = read_results(audit_dir)
+    results_path = audit_dir / RESULTS_FILE
     if not results["attacks"]:
         raise ReportError(f"{results_path} reports no attack (all were skipped); rerun the audit with a wider threat model")
-    scores_path = run_dir / SCORES_FILE
+    scores_path = audit_dir / SCORES_FILE
     if not scores_path.is_file():
-        raise ReportError(f"{run_dir} has no {SCORES_FILE}; rerun `miaudit audit` to write it")
+        raise ReportError(f"{audit_dir} has no {SCORES_FILE}; rerun `miaudit audit` to write it")
     scores = read_scores(scores_path, list(results["attacks"]))
     defenses = baseline = None
     if (run_dir / DEFENSES_FILE).is_file():

@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from miaudit.io_utils import atomic_path
 from miaudit.report.build import build_context, fmt
-from miaudit.report.inputs import read_run
+from miaudit.report.defend_inputs import read_report_inputs
 
 REPORT_FILE = "report.html"
 
@@ -31,8 +31,8 @@ def _environment() -> Environment:
 
 
 def render_report(run_dir: Path) -> str:
-    """The report's HTML for ``run_dir`` (see :mod:`miaudit.report.inputs` for its files)."""
-    return _environment().get_template("report.html.j2").render(**build_context(read_run(run_dir)))
+    """The report's HTML for ``run_dir`` (see :mod:`miaudit.report.inputs` and :mod:`miaudit.report.defend_inputs` for its files)."""
+    return _environment().get_template("report.html.j2").render(**build_context(read_report_inputs(run_dir)))
 
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
