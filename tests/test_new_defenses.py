@@ -187,7 +187,9 @@ def test_selena_labels_each_record_by_sub_models_that_never_saw_it(data, undefen
     trained_on = np.array([np.isin(task.private_idx, s) for s in seen]).T  # (n, K)
     assert (trained_on.sum(axis=1) == 2).all()  # each record left out of exactly L = 2 sub-models
     soft = selena.split_ai_soft_labels(np.stack([np.eye(3)[[0, 1]], np.eye(3)[[2, 2]]]), np.array([[True, False], [False, True]]))
-    np.testing.assert_allclose(soft.argmax(axis=1), [0, 2])  # record 0 from sub-model 0 only, record 1 from 1
+    np.testing.assert_array_equal(soft, np.eye(3)[[0, 2]])  # record 0 from sub-model 0 only, record 1 from 1
+    three = selena.split_ai_soft_labels(np.stack([np.eye(3)[[0]], np.eye(3)[[1]], np.eye(3)[[1]]]), np.array([[True, True, False]]))
+    np.testing.assert_allclose(three, [[0.5, 0.5, 0.0]])  # the mean of the left-out ones' vectors
     _, acc, auc_ = _figures(defended.model, ds, task, test)
     _, base_acc, base_auc = undefended[1]
     majority = np.bincount(ds.y[test]).max() / len(test)

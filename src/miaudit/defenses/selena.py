@@ -13,8 +13,9 @@ Two steps:
    with Split-AI's answers as soft labels (cross-entropy to them, i.e. KL up to a constant) and
    is the released model; it never sees a hard label.
 
-As in the authors' Location30 code, the ``L`` sub-models' logits are averaged and the soft label
-is their softmax (temperature 1). Defaults ``K`` 25, ``L`` 10 are the authors'. The sub-models
+As in the authors' code (``Distillation/train.py``), the soft label is the mean of the ``L``
+left-out sub-models' softmax outputs (HAMP's re-implementation for Location30 averages logits
+instead). Defaults ``K`` 25, ``L`` 10 are the authors'. The sub-models
 train with the task's recipe through the cached undefended training path, each from its own
 seed.
 
@@ -42,13 +43,11 @@ def left_out(n: int, k: int, l: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def split_ai_soft_labels(logits: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """softmax(mean of the left-out sub-models' logits) per record; ``logits`` is (K, n, C)."""
+def split_ai_soft_labels(proba: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Split-AI's answer per record: the mean of the left-out sub-models' probability vectors;
+    ``proba`` is (K, n, C), ``out`` (n, K)."""
     weights = out.T[:, :, None].astype(np.float64)  # (K, n, 1)
-    mean = (logits * weights).sum(axis=0) / weights.sum(axis=0)
-    mean -= mean.max(axis=1, keepdims=True)
-    p = np.exp(mean)
-    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+    return ((proba * weights).sum(axis=0) / weights.sum(axis=0)).astype(np.float32)
 
 
 @DEFENSES.register("selena")
@@ -78,12 +77,12 @@ class SELENA(Defense):
         priv = task.private_idx
         out = left_out(len(priv), k, l, np.random.default_rng(derive_seed(task.seed, "selena/split")))
         x_priv = task.x[priv]
-        logits = np.empty((k, len(priv), task.num_classes))
+        proba = np.empty((k, len(priv), task.num_classes))
         for j in range(k):
             sub_task = dataclasses.replace(task, seed=derive_seed(task.seed, f"selena/sub-model/{j}"))
             sub = plain_model(sub_task, indices=priv[~out[:, j]])
-            logits[j] = sub.predict_logits(x_priv)
-        soft = split_ai_soft_labels(logits, out)
+            proba[j] = sub.predict_proba(x_priv)
+        soft = split_ai_soft_labels(proba, out)
         student_seed = derive_seed(task.seed, "selena/student")
         student = train_student(new_module(task, student_seed), x_priv, soft, task.recipe, seed=student_seed)
         sizes = (~out).sum(axis=0)
