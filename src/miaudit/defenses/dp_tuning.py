@@ -16,6 +16,7 @@ does not cover the non-private selection, so no full guarantee for the tuned mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,17 +55,21 @@ def split_private(task: TrainingTask, fraction: float) -> tuple[np.ndarray, np.n
     return np.sort(private[order[held:]]), np.sort(private[order[:held]])
 
 
-def select_lr(task: TrainingTask, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    """The candidate rate (``params["lr_grid"]``) with the best held-out accuracy, and a report
-    of the search (every candidate's held-out accuracy and epsilon, the composed epsilon, the
-    note on accounting). Ties go to the smaller rate."""
-    from miaudit.defenses.dpsgd import train_dp
+TrainFn = Callable[..., tuple[Any, dict[str, Any]]]
+"""``train(task, params, indices) -> (module, info)``: :func:`miaudit.defenses.dpsgd.train_dp`."""
+
+
+def select_lr(task: TrainingTask, params: dict[str, Any], train: TrainFn) -> tuple[float, dict[str, Any]]:
+    """The candidate rate (``params["lr_grid"]``) with the best held-out accuracy when DP-SGD
+    (``train``) fits the defender's fit part, and a report of the search (every candidate's
+    held-out accuracy and epsilon, the note on accounting; Papernot & Steinke, ICLR 2022, on
+    what the search costs). Ties go to the smaller rate."""
     from miaudit.defenses.training import torch_classifier
 
     fit, held = split_private(task, params["tune_fraction"])
     candidates: list[dict[str, Any]] = []
     for lr in sorted(parse_lr_grid(params["lr_grid"])):
-        module, info = train_dp(task, {**params, "lr": lr}, indices=fit)
+        module, info = train(task, {**params, "lr": lr}, indices=fit)
         model = torch_classifier(module, task)
         pred = np.asarray(model.predict_proba(task.x[held])).argmax(axis=1)
         candidates.append({

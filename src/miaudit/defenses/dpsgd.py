@@ -105,7 +105,7 @@ class DPSGD(Defense):
         if params["tune"]:
             from miaudit.defenses.dp_tuning import select_lr
 
-            params["lr"], tuning = select_lr(task, params)
+            params["lr"], tuning = select_lr(task, params, train_dp)
         module, info = train_dp(task, params)
         if tuning is not None:
             from miaudit.defenses.dp_tuning import finish_report
