@@ -260,7 +260,7 @@ def plot(study: dict[str, Any], path: Path) -> None:
             ax.errorbar(x, acc, xerr=r[f"headline_{metric}_std"] or 0, yerr=r["test_accuracy_std"] or 0, fmt="o", capsize=3)
             ax.annotate(r["defense"], (x, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.axvline(chance, color="grey", lw=0.8, ls=":")
-        ax.set_xlabel(f"attack power: headline attack's {label} (chosen without the truth)")
+        ax.set_xlabel(f"headline attack's {label}\n(the verdict's fixed order, not chosen on the truth)", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("target test accuracy")
     proto = study["protocol"]
