@@ -136,36 +136,47 @@ def _balanced(pred: np.ndarray, truth: np.ndarray) -> float:
     return 0.5 * (pred[truth == 1].mean() + (1 - pred[truth == 0]).mean())
 
 
-def test_authors_data_phase_one_defends_as_theirs_did(reference):
-    """g trained the authors' way on their undefended shadow outputs, our phase I on their target
-    logits, phase II at budget 1.0: the naive NN attacker (trained on the undefended shadow
-    outputs) is brought to chance, as on the authors' own defense_output. Both are expectations
-    over phase II's coin, as the authors' evaluate_nn_attack.py computes them."""
+def test_authors_data_our_defense_gives_their_budget_curve(reference):
+    """On the authors' target logits, g trained the authors' way, our phase I and phase II give the
+    naive NN attacker (trained on the undefended shadow outputs) the same budget curve as the
+    authors' own defense_output (predict_origin / predict_modified) under the same phase II.
+
+    The authors' g saw the target members and their records [1000, 2000), which the saved files do
+    not hold; the nearest stand-in is the target's saved rows (members and evaluated non-members).
+    That g is used only to check that phase I and II behave as theirs, never to score an attack.
+    Both curves are expectations over phase II's coin, as the authors' evaluate_nn_attack.py computes.
+    Measured when written: ours 0.502 / 0.553 / 0.617, theirs 0.501 / 0.551 / 0.616 at budgets 1.0 / 0.5 / 0.3.
+    """
     from miaudit.attacks.nn_attack import network_member_probability, sorted_probabilities, train_attack_network
 
     target, shadow = reference
     sh = shadow["tc_output"].astype(np.float64)
-    sh_truth = np.r_[np.ones(500), np.zeros(500)]
     truth = np.r_[np.ones(1000), np.zeros(1000)]
-    net, _ = train_attack_network(sorted_probabilities(sh), sh_truth, seed=0)
+    net, _ = train_attack_network(sorted_probabilities(sh), np.r_[np.ones(500), np.zeros(500)], seed=0)
 
     def attack(p: np.ndarray) -> np.ndarray:
         return (network_member_probability(net, sorted_probabilities(p)) > 0.5).astype(float)
 
+    def curve(noisy: np.ndarray, d: np.ndarray, improves: np.ndarray) -> np.ndarray:
+        before, after = attack(true), attack(noisy)
+        ps = [release_probability(b, d, improves) for b in (1.0, 0.5, 0.3, 0.0)]
+        return np.array([_balanced(before * (1 - p) + after * p, truth) for p in ps])
+
     true = target["tc_output"].astype(np.float64)
-    undefended = _balanced(attack(true), truth)
-    assert undefended > 0.68  # the attack works without a defense (published about 0.73)
-    g, _ = train_defender_classifier(sh[:500], sh[500:], seed=1)
     z = target["tc_output_logits"].astype(np.float64)
+    g, _ = train_defender_classifier(true[:1000], true[1000:], seed=1)
     noisy = softmax64(z + phase_one(g, z))
     assert np.array_equal(noisy.argmax(axis=1), z.argmax(axis=1))
     d = np.abs(noisy - softmax64(z)).sum(axis=1)
+    theirs_d = np.abs(target["defense_output"] - true).sum(axis=1)
+    assert abs(np.median(d) - np.median(theirs_d)) < 0.05  # about 0.27 and 0.29
     improves = np.abs(member_probability(g, softmax64(z)) - 0.5) > np.abs(member_probability(g, noisy) - 0.5)
-    p = release_probability(1.0, d, improves)
-    ours = _balanced(attack(true) * (1 - p) + attack(noisy) * p, truth)
-    theirs = _balanced(attack(target["defense_output"].astype(np.float64)), truth)
-    assert abs(theirs - 0.5) <= 0.03
-    assert abs(ours - 0.5) <= 0.03, (ours, undefended)
+    ours = curve(noisy, d, improves)
+    theirs_improves = np.abs(target["predict_origin"].ravel() - 0.5) > np.abs(target["predict_modified"].ravel() - 0.5)
+    theirs = curve(target["defense_output"].astype(np.float64), theirs_d, theirs_improves)
+    assert ours[-1] == theirs[-1] > 0.68  # budget 0: the undefended attack (published about 0.73)
+    assert abs(ours[0] - 0.5) <= 0.02 and abs(theirs[0] - 0.5) <= 0.02
+    np.testing.assert_allclose(ours, theirs, atol=0.02)
 
 
 def test_memguard_preset_is_the_authors_sweep() -> None:
