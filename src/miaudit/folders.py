@@ -121,6 +121,20 @@ def locked(run_dir: Path, what: str = "miaudit run") -> Iterator[None]:
         f.close()
 
 
+def check_folders(
+    path: str | os.PathLike[str],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    uses_cache: bool = True,
+) -> Path:
+    """:func:`check_out_dir`, and :func:`check_cache_dir` when the command trains models."""
+    out = check_out_dir(path, cache_dir=cache_dir, data_dir=data_dir)
+    if uses_cache:
+        check_cache_dir(cache_dir)
+    return out
+
+
 @contextlib.contextmanager
 def claim_out_dir(
     path: str | os.PathLike[str],
@@ -131,9 +145,7 @@ def claim_out_dir(
 ) -> Iterator[Path]:
     """Check ``--out`` (and the cache, when the command trains models) and lock ``--out`` for
     the duration: ``with claim_out_dir(args.out, ...) as out: ...``."""
-    out = check_out_dir(path, cache_dir=cache_dir, data_dir=data_dir)
-    if uses_cache:
-        check_cache_dir(cache_dir)
+    out = check_folders(path, cache_dir=cache_dir, data_dir=data_dir, uses_cache=uses_cache)
     created = not out.exists()
     try:
         with locked(out, "miaudit command"):

@@ -121,7 +121,7 @@ def check_at_most(name: str, value: int, what: str) -> int:
     bound = getattr(limits(), name)
     if value > bound:
         raise LimitError(
-            f"{what} is {_human(name, value)}, above miaudit's limit of {_human(name, bound)}; "
+            f"{what} is {format_limit(name, value)}, above miaudit's limit of {format_limit(name, bound)}; "
             f"if the input is what you meant, raise it with --limit {name}={_suggest(value)}"
         )
     return value
@@ -129,10 +129,6 @@ def check_at_most(name: str, value: int, what: str) -> int:
 
 def format_limit(name: str, value: int) -> str:
     """``value`` of limit ``name`` for people: sizes in KiB/MiB/GiB, counts with separators."""
-    return _human(name, value)
-
-
-def _human(name: str, value: int) -> str:
     if name.endswith("_bytes"):
         for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
             if value >= size:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -81,19 +82,18 @@ def parse_name_list(flag: str, text: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def claimed_out(args: argparse.Namespace, default: str, *, uses_cache: bool = True, lock: bool = True) -> contextlib.AbstractContextManager[Path]:
+def out_options(args: argparse.Namespace, default: str) -> dict[str, Any]:
+    """The folder arguments of :mod:`miaudit.folders`' checks, from a command's flags."""
+    out = args.out if args.out is not None else default
+    return {"path": out, "cache_dir": getattr(args, "cache_dir", None), "data_dir": getattr(args, "data_dir", None)}
+
+
+def claimed_out(args: argparse.Namespace, default: str, *, uses_cache: bool = True) -> contextlib.AbstractContextManager[Path]:
     """``--out`` (or ``default``) checked before any work, and locked while the command runs;
     the cache is checked too when the command trains models (see :mod:`miaudit.folders`)."""
-    from miaudit.folders import check_cache_dir, check_out_dir, claim_out_dir
+    from miaudit.folders import claim_out_dir
 
-    out = args.out if args.out is not None else default
-    options = {"cache_dir": getattr(args, "cache_dir", None), "data_dir": getattr(args, "data_dir", None)}
-    if lock:
-        return claim_out_dir(out, uses_cache=uses_cache, **options)
-    checked = check_out_dir(out, **options)
-    if uses_cache:
-        check_cache_dir(options["cache_dir"])
-    return contextlib.nullcontext(checked)
+    return claim_out_dir(uses_cache=uses_cache, **out_options(args, default))
 
 
 def parse_int_list(flag: str, text: str) -> tuple[int, ...]:

@@ -12,7 +12,8 @@ from typing import Any
 
 from rich.table import Table
 
-from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, claimed_out, console
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_executor_flags, add_output_flags, console, out_options
+from miaudit.folders import check_folders
 
 
 def _configure_run(p: argparse.ArgumentParser) -> None:
@@ -39,8 +40,7 @@ def _run(args: argparse.Namespace) -> int:
         out.print(f"{len(cells)} cells; the file is valid")
         return 0
     # run_grid takes the folder's lock itself (and keeps it across resumes); checked here first
-    with claimed_out(args, str(Path("results") / exp.name), lock=False) as run_dir:
-        pass
+    run_dir = check_folders(**out_options(args, str(Path("results") / exp.name)))
     opts = RunOptions(
         data_dir=args.data_dir, cache_dir=args.cache_dir, executor=args.executor,
         ray_address=args.ray_address, workers=args.workers, progress=not (args.quiet or args.json),
