@@ -240,6 +240,19 @@ def test_connections_beyond_the_cap_get_503_and_the_cap_frees_itself(model_dir):
         with pytest.raises(urllib.error.HTTPError) as busy:
             _predict(url, data.x[:2])
         assert busy.value.code == 503 and "limit of 5 connections" in json.loads(busy.value.read())["error"]
+        # A client that sends its request after the 503 was written still reads the 503: the refused
+        # connection drains the request before closing (a close with it unread resets the connection).
+        late = socket.create_connection(_host_port(url), timeout=5)
+        time.sleep(0.3)
+        body = json.dumps({"inputs": data.x[:2].tolist()}).encode()
+        late.sendall(b"POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body))
+        time.sleep(0.2)  # as urllib does: the body in a second send, which a reset connection refuses
+        late.sendall(body)
+        answer = b""
+        while chunk := late.recv(4096):
+            answer += chunk
+        late.close()
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"limit of 5 connections" in answer
         time.sleep(1.0 + SLACK)  # the stalled ones are closed after --timeout
         assert all(s.recv(10) == b"" for s in stalled)
         assert len(_predict(url, data.x[:2])["labels"]) == 2

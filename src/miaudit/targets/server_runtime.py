@@ -10,7 +10,9 @@ h11_impl.H11Protocol` extended so that
   (and of its previous response), or it is closed; the body has its own ``timeout`` in the app
   (408, see :func:`miaudit.targets.server.create_app`);
 - a response the client does not read for ``timeout`` seconds is dropped;
-- beyond ``max_connections`` open connections, a new one is answered 503 and closed at once;
+- beyond ``max_connections`` open connections, a new one is answered 503 at once; its request
+  is read and discarded for up to :data:`REFUSAL_LINGER_S` before the close (a close with the
+  request unread makes the kernel reset the connection, and the client then never sees the 503);
 - a request's headers are at most :data:`HEADER_BYTES`.
 
 :func:`bind_socket` binds before anything else is loaded, so a port in use is one line, not
@@ -33,6 +35,9 @@ logger = logging.getLogger("miaudit.server")
 
 HEADER_BYTES = 16 << 10
 """Most bytes of one request's line and headers (h11's own default, set here on purpose)."""
+
+REFUSAL_LINGER_S = 1.0
+"""Longest a refused connection stays open to drain its request (it no longer counts toward the cap)."""
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 128
@@ -80,23 +85,43 @@ def protocol_class(timeout: float, max_connections: int) -> type[asyncio.Protoco
         _deadline: asyncio.TimerHandle | None = None
         _write_deadline: asyncio.TimerHandle | None = None
         _partial = False  # bytes received since the deadline was armed
+        _refused = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if len(self.connections) > max_connections:
                 logger.warning("refused a connection from %s: %d connections open (--max-connections)", _peer(self.client), max_connections)
-                transport.write(busy)
-                transport.close()
+                self._refuse(transport)
                 return
             self._arm()
+
+        def _refuse(self, transport: asyncio.Transport) -> None:
+            """Answer 503, half-close, and drain what the client still sends until it closes or the linger ends."""
+            self._refused = True
+            self.connections.discard(self)
+            transport.write(busy)
+            if transport.can_write_eof():
+                transport.write_eof()
+            self._deadline = self.loop.call_later(min(timeout, REFUSAL_LINGER_S), transport.close)
+
+        def eof_received(self) -> None:
+            if self._refused:
+                self.transport.close()
+                return
+            super().eof_received()
 
         def connection_lost(self, exc: Exception | None) -> None:
             for timer in (self._deadline, self._write_deadline):
                 if timer is not None:
                     timer.cancel()
+            if self._refused:
+                self.transport.close()
+                return
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return  # drained, never parsed
             self._partial = True
             super().data_received(data)
 
@@ -188,4 +213,4 @@ def run_server(app: Any, sock: socket.socket, **bounds: Any) -> None:
             raise ConfigError("the server could not start (uvicorn's reason is logged above)") from None
 
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_TIMEOUT", "HEADER_BYTES", "bind_socket", "check_bounds", "make_server", "protocol_class", "run_server"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_TIMEOUT", "HEADER_BYTES", "REFUSAL_LINGER_S", "bind_socket", "check_bounds", "make_server", "protocol_class", "run_server"]
