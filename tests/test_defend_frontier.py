@@ -155,6 +155,9 @@ def test_report_of_a_defend_folder_shows_the_table_and_the_plot(tmp_path):
     out = tmp_path / "defend"
     study = run_defend(config, out_dir=out)
     write_defend(study, out)
+    md = (out / "privacy_utility.md").read_text()
+    every = md.split("Every attack, TPR@1%FPR / AUC")[1].splitlines()
+    assert "| defense | correctness | loss |" in every and sum(line.startswith(("| none |", "| rounding")) for line in every) == 2
     assert main(["report", str(out), "--quiet"]) == 0
     page = parse_report(out / "report.html")
     header, *rows = page.tables["defense-table"]

@@ -240,6 +240,29 @@ def markdown_table(study: dict[str, Any]) -> str:
             " / ".join(v or "-" for v in r["verdicts"]), r["flag"] or "-", upper,
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n" + per_attack_table(study)
+
+
+def per_attack_table(study: dict[str, Any]) -> str:
+    """Every attack's TPR at 1% FPR and AUC per defense (mean ± std over seeds), so no single
+    attack's choice hides another's result; '(inverted)' marks an AUC below 0.5."""
+    names = sorted({a for r in study["rows"] for a in r["per_attack"]})
+    lines = [
+        "Every attack, TPR@1%FPR / AUC (mean ± std over seeds):",
+        "",
+        "| defense | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for r in study["rows"]:
+        cells = []
+        for name in names:
+            v = r["per_attack"].get(name)
+            if v is None:
+                cells.append("-")
+                continue
+            mark = " (inverted)" if v["inverted"] else ""
+            cells.append(f"{_fmt(v['tpr_at_1pct_fpr'], v['tpr_at_1pct_fpr_std'])} / {_fmt(v['auc'], v['auc_std'])}{mark}")
+        lines.append("| " + " | ".join([r["defense"], *cells]) + " |")
     return "\n".join(lines) + "\n"
 
 
