@@ -14,7 +14,7 @@ import pytest
 import miaudit.attacks.shadow_models as shadow_models
 from miaudit.data.split import index_file_split
 from miaudit.errors import ConfigError
-from miaudit.experiments.audit import prepare_audit, run_attack
+from miaudit.experiments.audit import AuditConfig, prepare_audit, run_attack
 from miaudit.experiments.presets import PRESETS
 
 SHUFFLE = Path("reference") / "memguard-location30" / "shuffle_index.npz"
@@ -73,6 +73,8 @@ def test_the_authors_indices_are_the_split_and_the_shadow_members(shuffle, tmp_p
 def test_the_random_split_stays_the_default() -> None:
     for name in ("song-mittal-location30", "memguard-location30"):
         assert PRESETS.get(name).config(0, attacks=()).fixed_split is None
+    with pytest.raises(ConfigError, match="fixed_split must be a miaudit.data.split.FixedSplit, got list"):
+        AuditConfig(dataset="location30", fixed_split=[0, 1])
 
 
 def test_a_missing_index_file_is_one_config_error_naming_it(tmp_path) -> None:

@@ -90,6 +90,8 @@ class AuditConfig:
         if isinstance(self.n_shadow_models, bool) or not isinstance(self.n_shadow_models, int) or self.n_shadow_models < 1:
             raise ConfigError(f"--shadow-models must be a whole number >= 1, got {self.n_shadow_models!r}")
         check_at_most("models", self.n_shadow_models, "--shadow-models (shadow / reference models per attack)")
+        if self.fixed_split is not None and not isinstance(self.fixed_split, FixedSplit):
+            raise ConfigError(f"fixed_split must be a miaudit.data.split.FixedSplit, got {type(self.fixed_split).__name__}")
         check_dataset_name(self.dataset)
 
 
