@@ -48,6 +48,9 @@ class AttackerKnowledge:
     known_members_x: np.ndarray | None = None
     known_members_y: np.ndarray | None = None
     executor: Any = None  # where shadow models train (miaudit.models.executors), None: this process
+    # The shadow models' training records (positions in the pool), where the protocol fixes them
+    # (a paper's own split: miaudit.data.split.FixedSplit); empty: seeded paired halves.
+    shadow_subsets: tuple[np.ndarray, ...] = ()
 
     @classmethod
     def under(
@@ -66,6 +69,7 @@ class AttackerKnowledge:
         known_members_x: np.ndarray | None = None,
         known_members_y: np.ndarray | None = None,
         executor: Any = None,
+        shadow_subsets: tuple[np.ndarray, ...] = (),
     ) -> "AttackerKnowledge":
         """Knowledge restricted to what ``threat`` grants: data, architecture, recipe, known members."""
         has_data = threat.data >= DataKnowledge.SAME_DISTRIBUTION and pool_x is not None
@@ -94,4 +98,5 @@ class AttackerKnowledge:
             known_members_x=known_members_x if knows_members else None,
             known_members_y=known_members_y if knows_members else None,
             executor=executor,
+            shadow_subsets=tuple(shadow_subsets) if has_data else (),
         )

@@ -8,7 +8,9 @@ the rest. All shadows share an architecture and train at once in the ModelBank, 
 the target's defense for an adaptive attacker (both through :func:`train_models`). An adaptive
 attacker that knows the target's sizes (``ModelSpec.train_size``) trains its defended shadows
 at the target's training-set size, with reference data of the defender's size drawn from the
-pool outside each shadow's subset (:func:`miaudit.attacks.defended_plan.defended_plan`).
+pool outside each shadow's subset (:func:`miaudit.attacks.defended_plan.defended_plan`). Where
+the protocol fixes the shadows' records (a paper's own split, ``AttackerKnowledge.shadow_subsets``),
+those are used instead of the halves.
 """
 
 from __future__ import annotations
@@ -60,6 +62,18 @@ def adaptive_plan(
                          reference_from=reference_from, priority=priority)  # fmt: skip
 
 
+def _fixed_subsets(subsets: tuple[np.ndarray, ...], n_records: int, n_models: int, *, adaptive: bool) -> list[np.ndarray]:
+    """The protocol's fixed shadow training sets (a paper's own split), checked against the audit."""
+    if adaptive:
+        raise ConfigError("the split fixes the shadow models' records; an adaptive attacker's defended shadows choose their own")
+    if len(subsets) != n_models:
+        raise ConfigError(f"the split fixes {len(subsets)} shadow training set(s) but the audit asks for {n_models} shadow model(s)")
+    for s in subsets:
+        if len(s) == 0 or s.min() < 0 or s.max() >= n_records:
+            raise ConfigError(f"a fixed shadow training set does not index the attacker's pool of {n_records} records")
+    return [np.asarray(s) for s in subsets]
+
+
 def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress: bool = False) -> list[ShadowModel]:
     """Train ``n_models`` shadow models with the target's recipe on halves of the attacker's pool
     (with the target's defense too, when the attacker knows it: see miaudit.attacks.train_models)."""
@@ -71,7 +85,10 @@ def train_shadow_models(knowledge: AttackerKnowledge, n_models: int, *, progress
     if n < 4:
         raise ConfigError(f"the attacker's pool has {n} records; shadow models need at least 4")
     plan = adaptive_plan(knowledge.model, n, n_models, seed=knowledge.seed)
-    subsets = half_splits(n, n_models, seed=knowledge.seed) if plan is None else plan.subsets
+    if knowledge.shadow_subsets:
+        subsets = _fixed_subsets(knowledge.shadow_subsets, n, n_models, adaptive=plan is not None)
+    else:
+        subsets = half_splits(n, n_models, seed=knowledge.seed) if plan is None else plan.subsets
     seeds = [int(s) for s in stream_rng(knowledge.seed, "shadow/seeds").integers(0, 2**31 - 1, n_models)]
     return train_models(
         knowledge.model, knowledge.pool_x, knowledge.pool_y, subsets, seeds, num_classes=knowledge.num_classes,

@@ -25,6 +25,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
         default=None,
         help="override the recipe's epochs for a quick run; the table is then marked as not the protocol",
     )
+    p.add_argument(
+        "--authors-split",
+        action="store_true",
+        help="every seed on the authors' own fixed split (their index file in the data directory, e.g. "
+        "reference/memguard-location30/shuffle_index.npz) instead of a random split per seed",
+    )
     p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")
     add_data_dir_flag(p)
     add_output_flags(p)
@@ -61,6 +67,8 @@ def _command_line(args: argparse.Namespace, seeds: tuple[int, ...] | None) -> st
     for flag, value in (("--epochs", args.epochs), ("--out", args.out), ("--data-dir", args.data_dir), ("--cache-dir", args.cache_dir)):
         if value is not None:
             parts += [flag, str(value)]
+    if args.authors_split:
+        parts.append("--authors-split")
     return shlex.join(parts)
 
 
@@ -77,6 +85,8 @@ def _run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.authors_split:
+        preset.load_authors_split(args.data_dir)  # a missing or malformed index file fails before --out is made
     out = console(args)
     quiet = args.quiet or args.json
 
@@ -90,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         rep = run_preset(
             preset, seeds=seeds, epochs=args.epochs, data_dir=args.data_dir, cache_dir=args.cache_dir,
             out_dir=out_dir, progress=not quiet, log=log, command=_command_line(args, seeds),
+            authors_split=args.authors_split,
         )  # fmt: skip
         json_path, md_path = write_reproduction(rep, out_dir)
     if args.json:

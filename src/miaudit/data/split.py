@@ -7,6 +7,9 @@ Parts (Shokri et al., S&P 2017; Salem et al., NDSS 2019 use the same shape):
   (the survey's "same distribution" data knowledge); shadow/reference models train on it;
 - ``population``: further records neither side trained on (e.g. RMIA's population z).
 
+A :class:`FixedSplit` gives the parts as indices instead (a paper's own fixed shuffle, read by
+:func:`index_file_split`), with the shadow models' training records when the paper fixes them too.
+
 The split only holds indices. Membership truth (which evaluated record is in ``target_in``)
 stays with the experiment and reaches the metrics, never the attacks.
 """
@@ -14,7 +17,10 @@ stays with the experiment and reaches the metrics, never the attacks.
 from __future__ import annotations
 
 import math
+import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -91,6 +97,76 @@ def make_split(n: int, sizes: SplitSizes | None = None, *, seed: int) -> Split:
     bounds = np.cumsum([0] + [counts[name] for name in PART_NAMES])
     parts = {name: np.sort(order[bounds[i] : bounds[i + 1]]) for i, name in enumerate(PART_NAMES)}
     return Split(**parts, seed=seed)
+
+
+@dataclass(frozen=True, eq=False)
+class FixedSplit:
+    """The four parts as fixed indices into a data set of ``n_records``, the same for every seed,
+    and the training records of each shadow model (``shadow_subsets``: positions in the sorted
+    ``attacker_pool``; empty: the shadows take the usual seeded halves). ``source`` says where the
+    indices come from (recorded with the results)."""
+
+    n_records: int
+    target_in: np.ndarray
+    target_out: np.ndarray
+    attacker_pool: np.ndarray
+    population: np.ndarray
+    shadow_subsets: tuple[np.ndarray, ...]
+    source: str
+
+    def split(self, n: int, *, seed: int) -> Split:
+        """The parts as a :class:`Split` of a data set of ``n`` records (ConfigError if ``n`` is not
+        the size the indices were made for)."""
+        if n != self.n_records:
+            raise ConfigError(f"{self.source}: the split is for {self.n_records} records, the data set has {n}")
+        return Split(self.target_in, self.target_out, self.attacker_pool, self.population, seed=seed)
+
+    def __str__(self) -> str:
+        return self.source
+
+
+def index_file_split(
+    path: Path, *, key: str, n_records: int, parts: Mapping[str, tuple[tuple[int, int], ...]],
+    shadow_members: tuple[tuple[int, int], ...] = (), source: str | None = None,
+) -> FixedSplit:  # fmt: skip
+    """A :class:`FixedSplit` from a permutation of ``range(n_records)`` saved under ``key`` in the
+    ``.npz`` file ``path`` (read with ``allow_pickle=False``): part ``name`` is
+    ``permutation[start:stop]`` over the ranges ``(start, stop)`` of ``parts[name]`` (absent parts
+    are empty), and
+    each ``shadow_members`` range of the permutation is one shadow model's training records, which
+    must lie in the attacker's pool. One-line ConfigError when the file is missing or is not such
+    a permutation."""
+    unknown = sorted(set(parts) - set(PART_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown split parts {unknown}; the parts are {list(PART_NAMES)}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if key not in archive.files:
+                raise ConfigError(f"split index file {path} has no array {key!r} (it has {sorted(archive.files)})")
+            order = np.asarray(archive[key])
+    except FileNotFoundError:
+        raise ConfigError(f"split index file {path} not found") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:  # not an .npz, or an object array (pickle refused)
+        raise ConfigError(f"split index file {path} cannot be read as a plain .npz: {exc}") from None
+    if order.shape != (n_records,) or order.dtype.kind not in "iu" or not np.array_equal(np.sort(order), np.arange(n_records)):
+        raise ConfigError(f"split index file {path}: {key!r} is not a permutation of the {n_records} records")
+    for start, stop in [r for ranges in parts.values() for r in ranges] + list(shadow_members):
+        if not 0 <= start <= stop <= n_records:
+            raise ConfigError(f"split range [{start}, {stop}) is outside the {n_records} records")
+    arrays = {
+        name: np.sort(np.concatenate([order[a:b] for a, b in parts.get(name, ())] + [order[:0]])).astype(np.int64)
+        for name in PART_NAMES
+    }
+    if len(np.unique(np.concatenate(list(arrays.values())))) != sum(len(a) for a in arrays.values()):
+        raise ConfigError(f"split parts {dict(parts)} overlap")
+    pool = arrays["attacker_pool"]
+    subsets: list[np.ndarray] = []
+    for start, stop in shadow_members:
+        members = np.sort(order[start:stop])
+        if not np.isin(members, pool).all():
+            raise ConfigError(f"shadow members [{start}, {stop}) are not all in the attacker's pool")
+        subsets.append(np.searchsorted(pool, members))
+    return FixedSplit(n_records, **arrays, shadow_subsets=tuple(subsets), source=source or str(path))
 
 
 def known_members(split: Split, fraction: float, *, seed: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from miaudit.data.baselines import at_majority_rate, majority_class_rate
 from miaudit.attacks import ATTACKS, AttackerKnowledge, AttackResult, ModelSpec
 from miaudit.data import load_dataset, load_user_data
 from miaudit.data.base import Dataset
-from miaudit.data.split import Split, SplitSizes, evaluation_records, known_members, make_split
+from miaudit.data.split import FixedSplit, Split, SplitSizes, evaluation_records, known_members, make_split
 from miaudit.errors import ConfigError
 from miaudit.experiments.defaults import defaults_for
 from miaudit.io_utils import stable_hash
@@ -43,6 +43,9 @@ class AuditConfig:
     recipe: dict[str, Any] = field(default_factory=dict)  # overrides of the default recipe
     seed: int = 0
     split: SplitSizes | None = None
+    # Fixed indices instead of the seeded draw of ``split`` (e.g. a paper's own shuffle), and the
+    # shadow models' training records where they are fixed too; the seed then varies only the models.
+    fixed_split: FixedSplit | None = None
     threat_model: str = "gray-box"
     # Overrides of the preset (see miaudit.threat.derive): what a query returns ("label", "top3",
     # "full"), the queries each attack may make (every attack gets its own budget), a price per query.
@@ -87,6 +90,8 @@ class AuditConfig:
         if isinstance(self.n_shadow_models, bool) or not isinstance(self.n_shadow_models, int) or self.n_shadow_models < 1:
             raise ConfigError(f"--shadow-models must be a whole number >= 1, got {self.n_shadow_models!r}")
         check_at_most("models", self.n_shadow_models, "--shadow-models (shadow / reference models per attack)")
+        if self.fixed_split is not None and not isinstance(self.fixed_split, FixedSplit):
+            raise ConfigError(f"fixed_split must be a miaudit.data.split.FixedSplit, got {type(self.fixed_split).__name__}")
         check_dataset_name(self.dataset)
 
 
@@ -288,13 +293,18 @@ def _audit_data(config: AuditConfig, source: Any, dataset: Dataset | None, needs
     from miaudit.core.outputs_data import outputs_dataset
 
     if config.own_data is not None:
-        if config.split is not None:
+        if config.split is not None or config.fixed_split is not None:
             raise ConfigError("--split applies to one data set; with --train/--test the files are the split")
         return own_dataset(config.own_data, seed=config.seed, needs_pool=needs_pool)
     if source.kind == "outputs":
+        if config.fixed_split is not None:
+            raise ConfigError("a fixed split applies to a data set; precomputed outputs bring their own membership")
         return outputs_dataset(source.value, seed=config.seed)
     if dataset is None:
         dataset = load_audit_data(config)
+    if config.fixed_split is not None:
+        fixed = config.fixed_split
+        return dataset, fixed.split(len(dataset), seed=config.seed), [f"split: fixed indices from {fixed.source}"]
     return dataset, make_split(len(dataset), config.split or defaults_for(dataset.name).split, seed=config.seed), []
 
 
@@ -449,6 +459,7 @@ def prepare_audit(
         known_members_x=None if known is None else dataset.x[known],
         known_members_y=None if known is None else dataset.y[known],
         executor=executor,
+        shadow_subsets=config.fixed_split.shadow_subsets if config.fixed_split is not None else (),
     )
     record_idx, is_member = evaluation_records(split, seed=config.seed, exclude=known)
     return AuditSetup(

@@ -27,6 +27,7 @@ import numpy as np
 from miaudit import __version__
 from miaudit.errors import ConfigError
 from miaudit.experiments.audit import AuditResult, run_audit
+from miaudit.data.split import FixedSplit
 from miaudit.experiments.presets import Preset, PublishedFigure
 from miaudit.experiments.results import write_results
 from miaudit.io_utils import atomic_path
@@ -129,6 +130,14 @@ class Reproduction:
     runs: list[SeedRun] = field(default_factory=list)
     seconds: float = 0.0
     command: str | None = None
+    fixed_split: FixedSplit | None = None  # the authors' split (--authors-split), or None: random per seed
+
+    @property
+    def split_used(self) -> str:
+        """Which split ran, in words (recorded in reproduction.json and .md)."""
+        if self.fixed_split is None:
+            return "random: one seeded permutation per seed (make_split); seeds vary the split, weights and batch order"
+        return f"{self.fixed_split.source}, the same for every seed; seeds vary only the weights and batch order"
 
     @property
     def protocol(self) -> bool:
@@ -173,6 +182,8 @@ class Reproduction:
             "protocol": self.protocol,
             "epochs_override": self.epochs,
             "settings": self.preset.protocol(),
+            "split_used": self.split_used,
+            "authors_split": self.fixed_split is not None,
             "seeds": list(self.seeds),
             "attacks": self.attacks,
             "missing_attacks": self.missing_attacks,
@@ -192,7 +203,7 @@ class Reproduction:
 
 def _run_sweep(
     preset: Preset, seed: int, *, epochs: int | None, data_dir: str | None, cache_dir: str | None,
-    progress: bool, out_dir: Path | None,
+    progress: bool, out_dir: Path | None, fixed_split: FixedSplit | None = None,
 ) -> dict[str, float | None]:  # fmt: skip
     """The sweep attack's balanced accuracy under each defended point of ``preset`` (one audit each;
     a defense that keeps a fitted state per model, as MemGuard's phase I, reuses it across points)."""
@@ -206,7 +217,8 @@ def _run_sweep(
     out: dict[str, float | None] = {}
     for i, point in enumerate(preset.sweep):
         config = preset.config(
-            seed, attacks=(attack,), epochs=epochs, data_dir=data_dir, cache_dir=cache_dir, defense=point.defense
+            seed, attacks=(attack,), epochs=epochs, data_dir=data_dir, cache_dir=cache_dir, defense=point.defense,
+            fixed_split=fixed_split,
         )
         result = run_audit(config, progress=progress)
         if out_dir is not None:
@@ -242,9 +254,12 @@ def run_preset(
     progress: bool = True,
     log: Log | None = None,
     command: str | None = None,
+    authors_split: bool = False,
 ) -> Reproduction:
     """Run ``preset`` for each of ``seeds`` (default: the preset's); with ``out_dir``, write each
-    seed's results under ``out_dir/seed-<n>/`` as soon as it finishes.
+    seed's results under ``out_dir/seed-<n>/`` as soon as it finishes. ``authors_split``: every
+    seed on the preset's :class:`~miaudit.experiments.presets.AuthorsSplit` (read from the data
+    directory; ConfigError naming the file when it is missing) instead of a random split per seed.
 
     Attacks of the preset that are not registered are skipped, with a note through ``log``.
     """
@@ -256,21 +271,22 @@ def run_preset(
         raise ConfigError("give at least one seed")
     if len(set(seed_list)) != len(seed_list):
         raise ConfigError(f"seeds must be distinct, got {list(seed_list)}")
+    fixed = preset.load_authors_split(data_dir) if authors_split else None
     found, missing = preset.resolve_attacks(ATTACKS.names())
     for name in missing:
         say(f"note: attack {name!r} of preset {preset.name} is not registered in this build; it is skipped")
-    rep = Reproduction(preset, seed_list, found, missing, epochs, command=command)
+    rep = Reproduction(preset, seed_list, found, missing, epochs, command=command, fixed_split=fixed)
     start = time.perf_counter()
     for i, seed in enumerate(seed_list):
         config = preset.config(
-            seed, attacks=tuple(found.values()), epochs=epochs, data_dir=data_dir, cache_dir=cache_dir
+            seed, attacks=tuple(found.values()), epochs=epochs, data_dir=data_dir, cache_dir=cache_dir, fixed_split=fixed
         )
         t0 = time.perf_counter()
         result = run_audit(config, progress=progress)
         if out_dir is not None:
             write_results(result, out_dir / f"seed-{seed}")
         sweep = _run_sweep(preset, seed, epochs=epochs, data_dir=data_dir, cache_dir=cache_dir, progress=progress,
-                           out_dir=None if out_dir is None else out_dir / f"seed-{seed}")  # fmt: skip
+                           out_dir=None if out_dir is None else out_dir / f"seed-{seed}", fixed_split=fixed)  # fmt: skip
         run = _seed_run(result, time.perf_counter() - t0, sweep)
         rep.runs.append(run)
         accs = ", ".join(f"{n} {_fmt(v)}" for n, v in {**run.balanced_accuracy, **run.sweep}.items())
@@ -317,6 +333,8 @@ def markdown(rep: Reproduction) -> str:
         ]
     lines += [
         f"Preset `{p.name}`; seeds {', '.join(map(str, rep.seeds))}; {rep.seconds / 60:.1f} min in all.",
+        "",
+        f"Split: {rep.split_used}.",
         "",
         f"Source: {p.citation}.",
         "",
