@@ -10,7 +10,8 @@ Privacy accounting, stated plainly: the released model's epsilon (the defense's 
 covers the final training only. Tuning on private data costs privacy too (Papernot & Steinke,
 "Hyperparameter Tuning with Renyi Differential Privacy", ICLR 2022): the fit records took part in
 every candidate run, and the held-out accuracies behind the choice are not privatised at all.
-``epsilon_all_runs`` composes the RDP of every run (candidates plus final) for a fit record; it
+``epsilon_all_runs`` composes every run (candidates plus final) for a fit record with the
+defense's accountant (PRV by default); it
 does not cover the non-private selection, so no full guarantee for the tuned model is claimed.
 """
 
@@ -26,7 +27,7 @@ from miaudit.errors import ConfigError
 
 PRIVACY_NOTE = (
     "epsilon covers the final training only; the lr search trained on the defender's records too "
-    "(Papernot & Steinke, ICLR 2022): epsilon_all_runs composes every run's RDP for a fit record, and the "
+    "(Papernot & Steinke, ICLR 2022): epsilon_all_runs composes every run for a fit record, and the "
     "held-out selection is not privatised"
 )
 
@@ -90,14 +91,15 @@ def select_lr(task: TrainingTask, params: dict[str, Any], train: TrainFn) -> tup
 def finish_report(report: dict[str, Any], final_info: dict[str, Any], delta: float) -> dict[str, Any]:
     """``report`` with ``epsilon_all_runs``: every candidate run and the final one composed."""
     runs = [step for c in report["candidates"] for step in c["accountant_history"]] + final_info["accountant_history"]
-    return {**report, "epsilon_all_runs": composed_epsilon(runs, delta)}
+    return {**report, "epsilon_all_runs": composed_epsilon(runs, delta, final_info["accountant"])}
 
 
-def composed_epsilon(runs: list[list[float]], delta: float) -> float:
-    """Epsilon at ``delta`` of running every one of ``runs`` (RDP composition, Mironov 2017),
-    each ``(noise multiplier, sample rate, steps)`` as an Opacus accountant records it."""
-    from opacus.accountants import RDPAccountant
+def composed_epsilon(runs: list[list[float]], delta: float, accountant_name: str = "rdp") -> float:
+    """Epsilon at ``delta`` of running every one of ``runs`` under the Opacus accountant
+    ``accountant_name`` (``rdp``: RDP composition, Mironov 2017; ``prv``: Gopi et al. 2021; ``gdp``),
+    each run ``(noise multiplier, sample rate, steps)`` as an Opacus accountant records it."""
+    from opacus.accountants import create_accountant
 
-    accountant = RDPAccountant()
+    accountant = create_accountant(accountant_name)
     accountant.history = [(float(noise), float(rate), int(steps)) for noise, rate, steps in runs]
     return float(accountant.get_epsilon(delta))
