@@ -26,8 +26,10 @@ Regressor: scikit-learn's ``HistGradientBoostingRegressor(loss="quantile", quant
 (the paper trains a neural network with the pinball loss; a gradient-boosted tree ensemble is
 its tabular stand-in) with ``max_iter`` boosting rounds (default 100), ``max_leaf_nodes``
 (default 31), ``learning_rate`` (default 0.1), ``min_samples_leaf`` (default 20), no early
-stopping, and a ``random_state`` derived from the attacker's seed: the same seed gives the same
-scores.
+stopping, and a ``random_state`` derived from the attacker's seed (without early stopping the
+regressor draws nothing at random, so the scores are a deterministic function of the pool and the
+target's answers; the cross-fit folds are drawn from the attacker's seed): the same seed gives the
+same scores.
 
 Threshold calibration. With ``cross_fit=0`` (the default, the paper's rule) the threshold is
 ``s > q``. A boosted regressor fitted on a small pool fits its noise, so that its quantile is
