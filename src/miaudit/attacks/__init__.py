@@ -16,6 +16,7 @@ from miaudit.attacks import (  # noqa: F401  (registration)
     modified_entropy,
     nn_attack,
     nsh_whitebox,
+    qmia,
     rmia,
     shadow_training,
 )
