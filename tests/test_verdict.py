@@ -205,3 +205,12 @@ def test_round_trip_through_json():
         assert Verdict.from_dict(d) == x and Verdict.from_dict(d).to_dict() == x.to_dict()
     with pytest.raises(InputError, match="missing"):
         Verdict.from_dict({"level": "high"})
+
+
+def test_the_headline_order_names_every_registered_attack_once():
+    """A name in the order that is not registered never ranks its attack (it then falls to the
+    alphabetical tail); every registered attack must have its place."""
+    from miaudit.attacks import ATTACKS
+
+    assert len(set(HEADLINE_ORDER)) == len(HEADLINE_ORDER)
+    assert set(HEADLINE_ORDER) == set(ATTACKS.names())
