@@ -112,3 +112,12 @@ def test_reproducible_from_the_seed_and_catches_a_memorising_target(setting):
     auc = roc_auc(first.scores, is_member)
     assert auc >= AUC_BAR, auc
     assert first.details["distillation_epochs"] == EPOCHS and first.details["student"] == "mlp"
+
+
+def test_a_target_without_a_torch_architecture_distils_into_the_stand_in_mlp():
+    from miaudit.attacks.loss_trajectory import student_of
+
+    arch, _, stand_in = student_of(ModelSpec("random_forest", {}, TrainingRecipe()))
+    assert stand_in and arch.name == "mlp"
+    arch, recipe, stand_in = student_of(SPEC)
+    assert not stand_in and arch.name == "mlp" and arch.option_dict()["hidden"] == (256,) and recipe == RECIPE

@@ -26,7 +26,10 @@ the authors distil for 100 epochs on CIFAR-size images); one shadow model, as th
 target whose architecture is not a registered torch architecture (a scikit-learn estimator, a
 user's model without a torch stand-in) has no epochs to distil with: its students are the
 stand-in :data:`STAND_IN_STUDENT` MLP, said so in ``details``. A fixed split's shadow subsets
-(``AttackerKnowledge.shadow_subsets``) are not used: the attack needs its own three parts.
+(``AttackerKnowledge.shadow_subsets``) are not used: the attack needs its own three parts. The
+shadow trains on a third of the pool, not at the target's training-set size (the authors' shadow
+and target are of one size): on a small pool the shadow sees fewer records, and the attack
+network learns from losses shifted from the target's.
 """
 
 from __future__ import annotations
