@@ -10,6 +10,7 @@ from miaudit.attacks import (  # noqa: F401  (registration)
     lira,
     loss,
     loss_per_class,
+    loss_trajectory,
     ml_leaks_1,
     ml_leaks_2,
     ml_leaks_3,
