@@ -265,11 +265,17 @@ def test_audit_of_a_served_target_equals_the_in_process_audit(tmp_path, threat_m
         remote = run_audit(replace(local, target_url=url), progress=False)
     # narrowed to what the server releases; no attack permitted locally needs more than that here
     assert remote.threat.name == (threat_model if policy == "full" else f"{threat_model}+{policy}")
-    # Locally, attacks whose scores need only the full vector run uncalibrated under black box;
-    # a server releasing the top 3 does not give it, so exactly those are skipped remotely.
+    # Locally, attacks whose scores need only the full vector run uncalibrated under black box, and
+    # black-box attacks that need it (qmia) run as they are; a server releasing the top 3 does not
+    # give it, so exactly those are skipped remotely.
     from miaudit.attacks import ATTACKS
+    from miaudit.threat import OutputAccess
 
-    needs_full = {n for n in set(remote.skipped) - set(base.skipped) if ATTACKS.get(n).uncalibrated_requirements is not None}
+    def _needs_full_vector(name):
+        attack = ATTACKS.get(name)
+        return attack.uncalibrated_requirements is not None or attack.requirements.output == OutputAccess.PROBABILITIES
+
+    needs_full = {n for n in set(remote.skipped) - set(base.skipped) if _needs_full_vector(n)}
     assert set(remote.skipped) == set(base.skipped) | needs_full
     assert (policy == "full") == (not needs_full)
     assert remote.train_accuracy == base.train_accuracy and remote.test_accuracy == base.test_accuracy
