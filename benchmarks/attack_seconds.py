@@ -5,7 +5,7 @@ attack, timing each attack's fit and scoring (shadow / reference / distilled mod
 the target's training excluded), and prints a markdown table.
 
     MIAUDIT_DATA_DIR=../shared/data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/attack_seconds.py \
-        --dataset location30 --attacks loss-trajectory,loss,rmia
+        --dataset location30 --attacks loss-trajectory,loss,rmia [--attack-option qmia:cross_fit=5]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from miaudit.cli.audit_cmd import parse_attack_options
 from miaudit.experiments import AuditConfig
 from miaudit.experiments.audit import prepare_audit, run_attack
 
@@ -23,9 +24,11 @@ def main() -> None:
     parser.add_argument("--dataset", default="location30")
     parser.add_argument("--attacks", default="loss-trajectory,loss,rmia")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--attack-option", action="append", default=[], metavar="ATTACK:KEY=VALUE", help="as miaudit audit's (repeatable)")
     args = parser.parse_args()
     attacks = tuple(a for a in args.attacks.split(",") if a)
-    config = AuditConfig(dataset=args.dataset, attacks=attacks, seed=args.seed, n_bootstrap=0, use_cache=False)
+    config = AuditConfig(dataset=args.dataset, attacks=attacks, seed=args.seed, n_bootstrap=0, use_cache=False,
+                         attack_options=parse_attack_options(args.attack_option))  # fmt: skip
     setup = prepare_audit(config, progress=False)
     try:
         print(f"target: train accuracy {setup.train_accuracy:.3f}, test accuracy {setup.test_accuracy:.3f}; "
