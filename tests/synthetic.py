@@ -42,11 +42,13 @@ WHITE_BOX_TARGET = {
 
 
 # Smaller query counts for the label-only attacks, so that the tree targets (slow to query by the
-# hundred thousand rows) keep the suite fast; the algorithms are those of the defaults.
+# hundred thousand rows) keep the suite fast, and a shorter distillation for the loss trajectory;
+# the algorithms are those of the defaults. Tests that run every attack use these too.
 FAST_OPTIONS = {
     "label-noise": {"n_noise": 20, "max_calibration": 150},
     "label-augmentation": {"n_augment": 10, "max_calibration": 150},
     "label-boundary": {"max_iter": 1, "num_evals": 20, "max_calibration": 100},
+    "loss-trajectory": {"epochs": 6, "max_epochs": 12},
 }
 
 

@@ -25,6 +25,7 @@ from miaudit.targets.http_target import HttpTarget, TargetHttpError
 from miaudit.targets.model_dir import ModelDirError, load_model_dir, save_model_dir
 from miaudit.targets.server import create_app
 from miaudit.threat import THREAT_MODELS, OutputAccess, ThreatModel
+from synthetic import FAST_OPTIONS
 
 OPTIONS = {"hidden": [16]}
 RECIPE = TrainingRecipe(epochs=3)
@@ -254,8 +255,9 @@ def test_audit_of_a_served_target_equals_the_in_process_audit(tmp_path, threat_m
     from miaudit.targets.model_dir import load_model_dir
     from miaudit.targets.server import create_app
 
+    # every permitted attack, the costly ones with fewer queries / epochs (same algorithms)
     local = AuditConfig(dataset="digits", recipe={"epochs": 3}, threat_model=threat_model, n_bootstrap=0, n_shadow_models=2,
-                        cache_dir=str(tmp_path / "cache"))  # fmt: skip
+                        attack_options=FAST_OPTIONS, cache_dir=str(tmp_path / "cache"))  # fmt: skip
     base = run_audit(local, progress=False)
     folder = tmp_path / "model"
     data = base.dataset
