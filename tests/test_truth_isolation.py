@@ -11,6 +11,7 @@ TUNED_OPTIONS = {
     "rmia-offline": {"a": "auto", "gamma": "auto", "tune_trials": 5},
     "base": {"temperature": "auto", "tune_trials": 5},
     "base-offline": {"temperature": "auto", "offline_scale_factor": "auto", "tune_trials": 5},
+    "qmia": {"tune": True, "tune_trials": 3},  # no shadow model: tuned on the pool's held-out pinball loss
 }
 
 
@@ -63,5 +64,6 @@ def test_tuned_hyperparameters_do_not_depend_on_the_membership_truth(tmp_path, m
     honest = _honest_and_lied_to(config, monkeypatch)
     assert sorted(o.result.attack for o in honest.outcomes) == sorted(TUNED_OPTIONS)
     for o in honest.outcomes:
-        assert set(o.result.details["tuned"]) == {k for k, v in TUNED_OPTIONS[o.result.attack].items() if v == "auto"}
-        assert "shadow 0 as stand-in target" in o.result.details["tuning"]
+        assert o.result.details["tuned"] and "never on the target's records or truth" in o.result.details["tuning"]
+        auto = {k for k, v in TUNED_OPTIONS[o.result.attack].items() if v == "auto"}
+        assert auto <= set(o.result.details["tuned"]), o.result.attack

@@ -9,7 +9,8 @@ a population for the attacks that need one (RMIA). Everything here comes from
 :class:`~miaudit.attacks.knowledge.AttackerKnowledge`: the shadows' subsets of the attacker's
 pool, never the evaluated records or their truth.
 
-The search is Optuna's TPE sampler (Bergstra et al., NeurIPS 2011) over a declared space, run
+Attacks without shadow models (QMIA) use :func:`search` alone, with an objective on their own
+pool. The search is Optuna's TPE sampler (Bergstra et al., NeurIPS 2011) over a declared space, run
 sequentially (one trial at a time) with a sampler seeded from the audit's seed, so the chosen
 values are a function of the seed and the attacker's data alone. The attack's default values
 are the first trial, so the chosen values are never worse than the defaults on the stand-in.
@@ -31,8 +32,8 @@ from miaudit.errors import ConfigError
 from miaudit.models.seeding import derive_seed
 from miaudit.seeds import stream_rng
 
-__all__ = ["DEFAULT_OBJECTIVE", "DEFAULT_TRIALS", "MIN_SHADOWS", "OBJECTIVES", "FloatRange", "StandIn", "Tuned",
-           "check_tuning_options", "stand_in_target", "tune"]  # fmt: skip
+__all__ = ["DEFAULT_OBJECTIVE", "DEFAULT_TRIALS", "MIN_SHADOWS", "OBJECTIVES", "FloatRange", "IntRange", "StandIn",
+           "Tuned", "check_tuning_options", "search", "stand_in_target", "tune"]  # fmt: skip
 
 MIN_SHADOWS = 4  # the stand-in, its complementary twin (left out) and at least 2 references
 DEFAULT_TRIALS = 20
@@ -47,6 +48,18 @@ class FloatRange:
     low: float
     high: float
     log: bool = False
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """A whole-number hyperparameter searched in ``[low, high]``, on a log scale when ``log``."""
+
+    low: int
+    high: int
+    log: bool = False
+
+
+Space = Mapping[str, FloatRange | IntRange]
 
 
 @dataclass(frozen=True)
@@ -144,9 +157,39 @@ def objective_value(scores: np.ndarray, is_member: np.ndarray, objective: str) -
     return 0.0 if tpr is None else float(tpr)
 
 
+def search(
+    attack: str,
+    space: Space,
+    defaults: Mapping[str, float],
+    value: Callable[[dict[str, float]], float],
+    *,
+    seed: int,
+    n_trials: int = DEFAULT_TRIALS,
+) -> tuple[dict[str, float], float]:
+    """The values in ``space`` that maximise ``value(params)``: Optuna's TPE seeded from ``seed``
+    and ``attack``, one trial at a time (deterministic). ``defaults`` are the first trial; ties
+    keep the earliest trial, so equal values never move off the defaults."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=derive_seed(seed, f"tuning/{attack}") % 2**32)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.enqueue_trial({name: defaults[name] for name in space})
+
+    def suggest(trial: Any, name: str, r: FloatRange | IntRange) -> float:
+        if isinstance(r, IntRange):
+            return trial.suggest_int(name, r.low, r.high, log=r.log)
+        return trial.suggest_float(name, r.low, r.high, log=r.log)
+
+    study.optimize(lambda t: value({n: suggest(t, n, r) for n, r in space.items()}), n_trials=n_trials, n_jobs=1,
+                   show_progress_bar=False)  # fmt: skip
+    best = max(study.trials, key=lambda t: (t.value, -t.number))
+    return dict(best.params), float(best.value)
+
+
 def tune(
     attack: str,
-    space: Mapping[str, FloatRange],
+    space: Space,
     defaults: Mapping[str, float],
     evaluate: Callable[[dict[str, float]], np.ndarray],
     stand_in: StandIn,
@@ -155,24 +198,9 @@ def tune(
     n_trials: int = DEFAULT_TRIALS,
     objective: str = DEFAULT_OBJECTIVE,
 ) -> Tuned:
-    """Search ``space`` with Optuna's TPE (seeded from ``seed`` and ``attack``), one trial at a time.
-
-    ``evaluate(params)`` returns the attack's scores on ``stand_in.scored``; the objective compares
-    them with ``stand_in.is_member``. ``defaults`` (the attack's values without tuning) are the
-    first trial; ties keep the earliest trial, so equal values never move off the defaults.
-    """
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """:func:`search` against the stand-in target: ``evaluate(params)`` returns the attack's scores
+    on ``stand_in.scored``; the objective compares them with ``stand_in.is_member``."""
     is_member = stand_in.is_member
-    sampler = optuna.samplers.TPESampler(seed=derive_seed(seed, f"tuning/{attack}") % 2**32)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.enqueue_trial({name: float(defaults[name]) for name in space})
-
-    def trial_value(trial: Any) -> float:
-        params = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in space.items()}
-        return objective_value(evaluate(params), is_member, objective)
-
-    study.optimize(trial_value, n_trials=n_trials, n_jobs=1, show_progress_bar=False)
-    best = max(study.trials, key=lambda t: (t.value, -t.number))
-    return Tuned({k: float(v) for k, v in best.params.items()}, float(best.value), objective, n_trials, len(stand_in.references))
+    params, best = search(attack, space, defaults, lambda p: objective_value(evaluate(p), is_member, objective),
+                          seed=seed, n_trials=n_trials)  # fmt: skip
+    return Tuned({k: float(v) for k, v in params.items()}, best, objective, n_trials, len(stand_in.references))
