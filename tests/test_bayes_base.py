@@ -23,10 +23,10 @@ def _softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _knowledge(seed=0, n_shadow_models=4):
+def _knowledge(seed=0, n_shadow_models=4, n=400):
     rng = np.random.default_rng(3)
-    x = rng.random((400, 8), dtype=np.float32)
-    y = rng.integers(0, 4, 400)
+    x = rng.random((n, 8), dtype=np.float32)
+    y = rng.integers(0, 4, n)
     return AttackerKnowledge(
         threat=THREAT_MODELS.get("gray-box"), num_classes=4, input_shape=(8,), seed=seed,
         pool_x=x, pool_y=y, model=ModelSpec("random_forest", {}, recipe=object()), n_shadow_models=n_shadow_models,
@@ -99,6 +99,11 @@ def test_tuned_values_are_reproducible_from_the_seed_and_written_in_details():
     rmia = [RmiaOfflineAttack(a="auto", gamma="auto", tune_trials=8, tune_objective="tpr@1%fpr").fit(_knowledge()) for _ in range(2)]
     assert (rmia[0].a, rmia[0].gamma) == (rmia[1].a, rmia[1].gamma)
     assert set(rmia[0].tuning["tuned"]) == {"a", "gamma"} and "tpr@1%fpr" in rmia[0].tuning["tuning"]
+
+
+def test_tpr_objective_needs_a_stand_in_with_100_non_members():
+    with pytest.raises(ConfigError, match="at least 100"):
+        BaseOfflineAttack(temperature="auto", tune_objective="tpr@1%fpr").fit(_knowledge(n=200))
 
 
 def test_tuning_needs_four_shadow_models():

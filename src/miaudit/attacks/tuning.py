@@ -147,13 +147,19 @@ def stand_in_target(shadows: list[ShadowModel], *, seed: int, attack: str) -> St
 
 
 def objective_value(scores: np.ndarray, is_member: np.ndarray, objective: str) -> float:
-    """AUC, or TPR at 1% FPR (0 where not measurable), of ``scores``; NaN scores count as the worst."""
+    """AUC, or TPR at 1% FPR, of ``scores``; NaN or infinite scores count as the worst.
+
+    TPR at 1% FPR is read with one false positive allowed as the least measurable count (the
+    stand-in has a few hundred non-members, below the metrics' default of 10 false positives),
+    so it is a noisy objective on small pools; :func:`tune` refuses a stand-in with fewer than
+    100 non-members for it.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     if not np.all(np.isfinite(scores)):
         return -1.0
     if objective == "auc":
         return float(metrics.auc(scores, is_member))
-    tpr = metrics.tpr_at_fpr(scores, is_member, 0.01)
+    tpr = metrics.tpr_at_fpr(scores, is_member, 0.01, min_false_positives=1.0)
     return 0.0 if tpr is None else float(tpr)
 
 
@@ -201,6 +207,11 @@ def tune(
     """:func:`search` against the stand-in target: ``evaluate(params)`` returns the attack's scores
     on ``stand_in.scored``; the objective compares them with ``stand_in.is_member``."""
     is_member = stand_in.is_member
+    if objective != "auc" and len(stand_in.non_members) < 100:
+        raise ConfigError(
+            f"{attack}: the stand-in target has {len(stand_in.non_members)} non-members; TPR at 1% FPR needs at least 100 "
+            "(a larger pool) or tune_objective=auc"
+        )
     params, best = search(attack, space, defaults, lambda p: objective_value(evaluate(p), is_member, objective),
                           seed=seed, n_trials=n_trials)  # fmt: skip
     return Tuned({k: float(v) for k, v in params.items()}, best, objective, n_trials, len(stand_in.references))
