@@ -5,7 +5,10 @@ attack, timing each attack's fit and scoring (shadow / reference / distilled mod
 the target's training excluded), and prints a markdown table.
 
     MIAUDIT_DATA_DIR=../shared/data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/attack_seconds.py \
-        --dataset location30 --attacks loss-trajectory,loss,rmia [--attack-option qmia:cross_fit=5]
+        --dataset location30 --attacks loss-trajectory,loss,rmia [--attack-option qmia:cross_fit=5] \
+        [--reference-models 16]
+
+``--reference-models`` is the audit's (shadow models and online references; default the audit's).
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ def main() -> None:
     parser.add_argument("--dataset", default="location30")
     parser.add_argument("--attacks", default="loss-trajectory,loss,rmia")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference-models", type=int, default=None, help="as miaudit audit's (default: the audit's)")
     parser.add_argument("--attack-option", action="append", default=[], metavar="ATTACK:KEY=VALUE", help="as miaudit audit's (repeatable)")
     args = parser.parse_args()
     attacks = tuple(a for a in args.attacks.split(",") if a)
+    models = {} if args.reference_models is None else {"n_shadow_models": args.reference_models}
     config = AuditConfig(dataset=args.dataset, attacks=attacks, seed=args.seed, n_bootstrap=0, use_cache=False,
-                         attack_options=parse_attack_options(args.attack_option))  # fmt: skip
+                         attack_options=parse_attack_options(args.attack_option), **models)  # fmt: skip
     setup = prepare_audit(config, progress=False)
     try:
         print(f"target: train accuracy {setup.train_accuracy:.3f}, test accuracy {setup.test_accuracy:.3f}; "

@@ -221,7 +221,7 @@ def test_online_references_are_in_for_half_of_the_models(tmp_path):
 
 def test_rmia_auto_a_is_chosen_on_shadow_models(tmp_path):
     from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
-    from miaudit.attacks.rmia import A_GRID, RmiaOfflineAttack
+    from miaudit.attacks.rmia import RmiaOfflineAttack
     from miaudit.threat import THREAT_MODELS
 
     rng = np.random.default_rng(3)
@@ -232,7 +232,8 @@ def test_rmia_auto_a_is_chosen_on_shadow_models(tmp_path):
         pool_x=x, pool_y=y, model=ModelSpec("random_forest", {}, recipe=object()), n_shadow_models=4,
     )  # fmt: skip
     attack = RmiaOfflineAttack(a="auto").fit(knowledge)
-    assert attack.a in A_GRID and attack.a_source.startswith("auto (chosen")
+    assert 0.0 <= attack.a <= 1.0 and attack.a_source.startswith("auto (tuned")
+    assert "stand-in" in attack.tuning["tuning"] and set(attack.tuning["tuned"]) == {"a"}
     knowledge2 = AttackerKnowledge(**{**knowledge.__dict__, "n_shadow_models": 2})
     fallback = RmiaOfflineAttack(a="auto").fit(knowledge2)
     assert fallback.a == 0.3 and "fallback" in fallback.a_source

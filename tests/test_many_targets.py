@@ -130,3 +130,24 @@ def test_many_target_rmia_is_the_rmia_attacks_score_on_the_same_references(six_m
     access = TargetAccess(models[0], THREAT_MODELS.get("gray-box"), input_shape=(8,))
     ratio = likelihood_ratio(true_class_probability(access.predict_proba(x), y), marginal(_p_y(models[1:], x, y)))
     np.testing.assert_array_equal(protocol, population_fraction(ratio, ratio, 1.0))
+
+
+def test_many_target_base_is_the_base_attacks_score_on_the_same_references(six_models):
+    """Online BASE with every reference: the protocol's score equals the ``base`` attack's code
+    (the target queried through TargetAccess, tempered log p_y at T = 2, ``base_online_scores``);
+    offline, the threshold uses only the references that did not train on the record."""
+    from miaudit.attacks.bayes_base import _signals, base_offline_scores, base_online_scores, tempered_log_confidence
+    from miaudit.targets.access import TargetAccess
+    from miaudit.threat import THREAT_MODELS
+
+    x, y, models, outputs = six_models
+    context = _context(outputs, 64)
+    access = TargetAccess(models[0], THREAT_MODELS.get("gray-box"), input_shape=(8,))
+    s_target = tempered_log_confidence(access.predict_proba(x), y, 2.0)
+    s_refs = _signals(models[1:], x, y, 2.0)
+    protocol, used = PROTOCOL_ATTACKS.get("base")(context)
+    assert used == 5.0
+    np.testing.assert_allclose(protocol, base_online_scores(s_target, s_refs), rtol=1e-6, atol=1e-6)
+    offline, _ = PROTOCOL_ATTACKS.get("base-offline")(context)
+    np.testing.assert_allclose(offline, base_offline_scores(s_target, s_refs, context.out_k, 0.33), rtol=1e-6, atol=1e-6)
+    assert np.ptp(protocol) > 0.1

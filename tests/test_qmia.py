@@ -171,3 +171,37 @@ def test_memorising_target_is_caught_at_low_fpr(tmp_path):
     assert crossed_fpr <= 0.08, crossed_fpr
     assert float(np.mean(c.result.scores[member] >= c.result.threshold)) > 0.9
     assert c.result.details["threshold_shift"] > 0 and p.result.details["threshold_shift"] == 0.0
+
+
+def test_tuned_regressor_is_reproducible_from_the_seed(monkeypatch):
+    """``tune=True``: the same seed gives the same hyperparameters (written in details) and scores;
+    the search starts from the configured values."""
+    from miaudit.attacks import qmia as qmia_module
+    from miaudit.models import fit_classifier
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((900, 8), dtype=np.float32), rng.integers(0, 3, 900)
+    target = fit_classifier("random_forest", x[:300], y[:300], num_classes=3, seed=0)
+    knowledge = AttackerKnowledge(threat=THREAT_MODELS.get("gray-box"), num_classes=3, input_shape=(8,), seed=0,
+                                  pool_x=x[600:], pool_y=y[600:])  # fmt: skip
+    firsts = []
+    real_search = qmia_module.search
+
+    def spy(attack, space, defaults, value, **kw):
+        firsts.append(defaults)
+        return real_search(attack, space, defaults, value, **kw)
+
+    monkeypatch.setattr(qmia_module, "search", spy)
+    runs = []
+    for _ in range(2):
+        access = TargetAccess(target, THREAT_MODELS.get("gray-box"), input_shape=(8,))
+        runs.append(QmiaAttack(tune=True, tune_trials=4).fit(knowledge).score(access, x[:600], y[:600]))
+    assert runs[0].details["tuned"] == runs[1].details["tuned"]
+    assert set(runs[0].details["tuned"]) == {"max_iter", "max_leaf_nodes", "learning_rate", "min_samples_leaf"}
+    assert "pinball" in runs[0].details["tuning"] and "4 trials" in runs[0].details["tuning"]
+    np.testing.assert_array_equal(runs[0].scores, runs[1].scores)
+    assert firsts[0] == {"max_iter": 100, "max_leaf_nodes": 31, "learning_rate": 0.1, "min_samples_leaf": 20}
+    with pytest.raises(ConfigError):
+        QmiaAttack(tune="yes")
+    with pytest.raises(ConfigError):
+        QmiaAttack(tune=True, tune_trials=0)

@@ -24,7 +24,7 @@ STREAM_TAGS: dict[str, int] = {
     "shadow/halves": 0x5AD0,  # paired complementary halves of the attacker's pool
     "shadow/seeds": 0x5EED5,  # the shadow models' own seeds
     "references/seeds": 0x0EF5,  # online reference models' seeds
-    "rmia/stand-in-target": 0xA11A,  # offline RMIA's choice of a on a shadow as stand-in target
+    "tuning/stand-in-target": 0xA11A,  # attacks/tuning.py: the stand-in target's scored non-members (was offline RMIA's choice of a)
     "ml-leaks-3/queries": 0x3D1E5,  # ML-Leaks adversary 3's random reference queries
     "study/classes": 0xC1A5,  # which classes the number-of-classes study keeps
     "many-targets/subset": 0x3A7,  # the records and model seeds of the many-target protocol

@@ -42,8 +42,8 @@ POWER = 0.80
 FPR = 0.01
 #: Attacks strongest-first by the literature: the headline is the first one that was run.
 HEADLINE_ORDER: tuple[str, ...] = (
-    "rmia", "lira", "rmia-offline", "lira-offline", "loss-trajectory", "attack-r", "qmia", "nn",
-    "shadow-training",
+    "rmia", "lira", "rmia-offline", "lira-offline", "base", "base-offline", "loss-trajectory", "attack-r",
+    "qmia", "nn", "shadow-training",
     "loss-class", "loss", "modified-entropy", "entropy", "confidence", "ml-leaks-1",
     "ml-leaks-2", "ml-leaks-3", "blindmi-diff-w", "blindmi-diff-wo", "blindmi-bi", "nsh",
     "label-boundary", "label-augmentation", "label-noise", "correctness",

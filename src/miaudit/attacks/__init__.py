@@ -2,6 +2,7 @@
 
 from miaudit.attacks import (  # noqa: F401  (registration)
     attack_r,
+    bayes_base,
     blindmi,
     confidence,
     correctness,

@@ -40,6 +40,13 @@ pool and moves the threshold to ``s - q > t``, ``t`` the ``ceil((n + 1)(1 - alph
 of the pool's out-of-fold residuals ``s - q_{-k}`` over K folds (split-conformal style): the
 ranking, hence AUC and TPR at FPR, is unchanged; only the thresholded metrics move.
 
+Tuning (``tune=True``, an addition to the paper): the four regressor hyperparameters are chosen
+by :func:`miaudit.attacks.tuning.search` (Optuna TPE, ``tune_trials`` trials, seeded from the
+attacker's seed) to minimise the pool's 3-fold held-out pinball loss at level ``1 - alpha``, the
+loss the regressor is fitted with. QMIA's threat model has no shadow model, hence no stand-in
+target with known members: the objective uses only the pool (known non-members) and the target's
+answers on it, never the evaluated records or their truth. The chosen values go in ``details``.
+
 Queries: ``len(pool) + len(x)`` records. A query budget below that raises
 :class:`~miaudit.targets.access.QueryBudgetExceededError` before the target is asked, which the
 audit reports as a skipped attack, as for every other attack.
@@ -52,11 +59,19 @@ import numpy as np
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.options import fraction, whole
+from miaudit.attacks.tuning import DEFAULT_TRIALS, FloatRange, IntRange, search
 from miaudit.errors import ConfigError, InputError
 from miaudit.models.seeding import derive_seed
 from miaudit.targets.access import QueryBudgetExceededError, TargetAccess
 from miaudit.threat import DataKnowledge, OutputAccess, Requirements
 
+TUNING_SPACE = {
+    "max_iter": IntRange(25, 300, log=True),
+    "max_leaf_nodes": IntRange(4, 63, log=True),
+    "learning_rate": FloatRange(0.01, 0.3, log=True),
+    "min_samples_leaf": IntRange(5, 100, log=True),
+}
+TUNING_FOLDS = 3
 _LOG_FLOOR = 1e-30  # a probability of exactly 0 would give an infinite hinge score
 DEFAULT_ALPHA = 0.01
 #: The decision threshold on ``s - q``: the smallest positive float, so that ``s - q >= it`` iff ``s > q``.
@@ -115,6 +130,8 @@ class QmiaAttack(Attack):
         learning_rate: float = 0.1,
         min_samples_leaf: int = 20,
         cross_fit: int = 0,
+        tune: bool = False,
+        tune_trials: int = DEFAULT_TRIALS,
     ) -> None:
         self.alpha = fraction(self.name, "alpha", alpha)
         self.max_iter = whole(self.name, "max_iter", max_iter)
@@ -122,6 +139,12 @@ class QmiaAttack(Attack):
         self.learning_rate = fraction(self.name, "learning_rate", learning_rate)
         self.min_samples_leaf = whole(self.name, "min_samples_leaf", min_samples_leaf)
         self.cross_fit = whole(self.name, "cross_fit", cross_fit, minimum=0)
+        if not isinstance(tune, bool):
+            raise ConfigError(f"qmia option tune must be true or false, got {tune!r}")
+        self.tune = tune
+        self.tune_trials = whole(self.name, "tune_trials", tune_trials)
+        self.tuning: dict[str, object] = {}
+        self.configured = {name: getattr(self, name) for name in TUNING_SPACE}  # the first trial when tuning
         if self.cross_fit == 1:
             raise ConfigError("qmia option cross_fit must be 0 (the paper's threshold s > q) or at least 2 folds")
         self.knowledge: AttackerKnowledge | None = None
@@ -147,6 +170,36 @@ class QmiaAttack(Attack):
             early_stopping=False,
             random_state=derive_seed(seed, "qmia/regressor") % 2**32,
         )
+
+    def _tune_regressor(self, features: np.ndarray, s_pool: np.ndarray, seed: int) -> None:
+        """Set the regressor's hyperparameters to those with the lowest held-out pinball loss on the pool."""
+        from sklearn.metrics import mean_pinball_loss
+
+        n = len(s_pool)
+        if n < 2 * TUNING_FOLDS:
+            raise ConfigError(f"qmia tune=true needs at least {2 * TUNING_FOLDS} pool records, got {n}")
+        order = np.random.default_rng(derive_seed(seed, "qmia/tuning-folds") % 2**32).permutation(n)
+        folds = np.array_split(order, TUNING_FOLDS)
+
+        def held_out_loss(params: dict[str, float]) -> float:
+            for name, v in params.items():
+                setattr(self, name, v)
+            losses = []
+            for fold in folds:
+                rest = np.setdiff1d(order, fold)
+                model = self.regressor(seed).fit(features[rest], s_pool[rest])
+                losses.append(mean_pinball_loss(s_pool[fold], model.predict(features[fold]), alpha=1.0 - self.alpha))
+            return -float(np.mean(losses))
+
+        params, best = search(self.name, TUNING_SPACE, self.configured, held_out_loss, seed=seed, n_trials=self.tune_trials)
+        for name, v in params.items():
+            setattr(self, name, v)
+        self.tuning = {
+            "tuned": dict(params),
+            "tuning": (f"tuned on the attacker's pool (known non-members; no shadow model in QMIA's threat model), "
+                       f"{self.tune_trials} trials of Optuna TPE, objective {TUNING_FOLDS}-fold held-out pinball loss at "
+                       f"level {1 - self.alpha:g} = {-best:.4g}; never on the target's records or truth"),
+        }  # fmt: skip
 
     def _cross_fit_shift(self, pool_x: np.ndarray, pool_y: np.ndarray, s_pool: np.ndarray, num_classes: int, seed: int) -> float:
         """``t``: the ``ceil((n + 1)(1 - alpha))``-th smallest out-of-fold residual ``s - q_{-k}`` (hinge units)."""
@@ -180,6 +233,8 @@ class QmiaAttack(Attack):
                 f"{len(y)} scored records; raise the budget"
             )
         s_pool = hinge_score(access.predict_proba(k.pool_x), pool_y)
+        if self.tune:
+            self._tune_regressor(regression_features(k.pool_x, pool_y, k.num_classes), s_pool, k.seed)
         model = self.regressor(k.seed)
         model.fit(regression_features(k.pool_x, pool_y, k.num_classes), s_pool)
         s_x = hinge_score(access.predict_proba(x), y)
@@ -209,5 +264,6 @@ class QmiaAttack(Attack):
                 "min_samples_leaf": self.min_samples_leaf,
                 "pool_size": len(pool_y),
                 "pool_fpr": float(np.mean(s_pool > q_pool)),  # in-sample, on the pool it was fitted on
+                **self.tuning,
             },
         )

@@ -12,9 +12,14 @@ average over reference models:
 - online: the mean of ``p_y(x)`` over all references (about half of them trained on ``x``);
 - offline: OUT references only, corrected by the paper's linear approximation
   ``Pr(x) = ((1 + a) * mean_out p_y(x) + (1 - a)) / 2``; ``a`` is fixed (default 0.3) or, with
-  ``a="auto"`` and at least 4 shadow models, chosen on a grid against a stand-in target: shadow 0,
-  scored on its own pool members and non-members against the shadows other than its complementary
-  twin. Only the attacker's own models and truth are used, never the target's.
+  ``a="auto"`` and at least 4 shadow models, tuned against a stand-in target
+  (:mod:`miaudit.attacks.tuning`: shadow 0, scored on its own pool members and non-members against
+  the shadows other than its complementary twin; Optuna TPE over ``a`` in [0, 1], ``tune_trials``
+  trials, objective ``tune_objective``). ``gamma="auto"`` (offline) tunes ``gamma`` in [0.5, 4]
+  the same way, jointly with ``a`` when both are "auto". Only the attacker's own models and truth
+  are used, never the target's. With a fixed population the score is a nondecreasing step
+  function of ``ratio(x)`` for every ``gamma``, so ``gamma`` moves only ties (which records share
+  the top fraction): it matters at low FPR, hardly for AUC.
 
 The likelihood ratio is ``ratio(x) = Pr(x|theta) / Pr(x)`` and the score
 
@@ -42,13 +47,23 @@ from miaudit.attacks.shadow_models import (
     ShadowModel,
     train_shadow_models,
 )
+from miaudit.attacks.tuning import (
+    DEFAULT_OBJECTIVE,
+    DEFAULT_TRIALS,
+    MIN_SHADOWS,
+    FloatRange,
+    StandIn,
+    check_tuning_options,
+    stand_in_target,
+    tune,
+)
 from miaudit.errors import ConfigError, InputError
-from miaudit.metrics import auc
 from miaudit.targets.access import TargetAccess
-from miaudit.seeds import stream_rng
 
 DEFAULT_A = 0.3
-A_GRID = tuple(i / 10 for i in range(11))
+A_GRID = tuple(i / 10 for i in range(11))  # the many-target protocol's choice of a (experiments/many_targets.py)
+A_RANGE = FloatRange(0.0, 1.0)
+GAMMA_RANGE = FloatRange(0.5, 4.0, log=True)
 PROB_FLOOR = 1e-30  # a target probability of exactly 0 on every population record would give 0/0
 
 
@@ -87,11 +102,13 @@ def population_fraction(ratio_x: np.ndarray, ratio_z: np.ndarray, gamma: float =
     return counts / len(ratio_z)
 
 
-def _check_options(a: float | str, gamma: float) -> None:
-    if a != "auto" and not (isinstance(a, (int, float)) and 0.0 <= a <= 1.0):
+def _check_options(a: float | str, gamma: float | str, *, gamma_auto: bool = False) -> None:
+    if a != "auto" and (isinstance(a, bool) or not (isinstance(a, (int, float)) and 0.0 <= a <= 1.0)):
         raise ConfigError(f"a must lie in [0, 1] or be 'auto', got {a!r}")
-    if gamma <= 0:
-        raise ConfigError(f"gamma must be positive, got {gamma}")
+    if gamma == "auto" and gamma_auto:
+        return
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
+        raise ConfigError(f"gamma must be a positive number{' or auto' if gamma_auto else ''}, got {gamma!r}")
 
 
 def _p_y(models: list[Any], x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -151,12 +168,15 @@ class RmiaOfflineAttack(Attack):
     kind = "reference models"
     requirements = GRAY_BOX_SHADOW_TRAINING
 
-    def __init__(self, *, a: float | str = DEFAULT_A, gamma: float = 1.0) -> None:
-        _check_options(a, gamma)
-        self.a_option = a
+    def __init__(self, *, a: float | str = DEFAULT_A, gamma: float | str = 1.0, tune_trials: int = DEFAULT_TRIALS,
+                 tune_objective: str = DEFAULT_OBJECTIVE) -> None:  # fmt: skip
+        _check_options(a, gamma, gamma_auto=True)
+        self.tune_trials, self.tune_objective = check_tuning_options(self.name, tune_trials, tune_objective)
+        self.a_option, self.gamma_option = a, gamma
         self.a = DEFAULT_A if a == "auto" else float(a)
         self.a_source = "default" if a == DEFAULT_A else "auto (fallback: fewer than 4 shadow models)" if a == "auto" else "configured"
-        self.gamma = float(gamma)
+        self.gamma = 1.0 if gamma == "auto" else float(gamma)
+        self.tuning: dict[str, object] = {}
         self.references: list[Any] | None = None
         self.pop_x: np.ndarray | None = None
         self.pop_y: np.ndarray | None = None
@@ -167,9 +187,10 @@ class RmiaOfflineAttack(Attack):
         self.references = [s.model for s in shadows]
         pool_x, pool_y = knowledge.pool_x, knowledge.pool_y  # present: train_shadow_models checked
         self.pop_x, self.pop_y = pool_x, np.asarray(pool_y)
-        if self.a_option == "auto" and len(shadows) >= 4:
-            self.a = self._choose_a(shadows, pool_x, self.pop_y, self.gamma, seed=knowledge.seed)
-            self.a_source = "auto (chosen on shadow 0 as a stand-in target)"
+        if self.gamma_option == "auto" and len(shadows) < MIN_SHADOWS:
+            raise ConfigError(f"rmia-offline: gamma='auto' needs at least {MIN_SHADOWS} shadow models; raise --shadow-models")
+        if (self.a_option == "auto" or self.gamma_option == "auto") and len(shadows) >= MIN_SHADOWS:
+            self._tune(stand_in_target(shadows, seed=knowledge.seed, attack=self.name), pool_x, self.pop_y, knowledge.seed)
         p_pool, out_mask = self._pool_p_and_out_mask(shadows, pool_x, self.pop_y)
         if not out_mask.any(axis=0).all():
             raise ConfigError("some population records are IN for every reference model; use at least 2 shadow models")
@@ -185,24 +206,23 @@ class RmiaOfflineAttack(Attack):
             out[row, s.out_idx] = True
         return p, out
 
-    @staticmethod
-    def _choose_a(shadows: list[ShadowModel], pool_x: np.ndarray, pool_y: np.ndarray, gamma: float, *, seed: int) -> float:
-        """The grid ``a`` with the best AUC of RMIA against shadow 0 (attacker's own truth)."""
-        stand_in, refs = shadows[0], shadows[2:]  # shadows[1] trained on shadow 0's non-members
-        p_refs, out_mask = RmiaOfflineAttack._pool_p_and_out_mask(refs, pool_x, pool_y)
-        p_stand_in = true_class_probability(stand_in.model.predict_proba(pool_x), pool_y)
-        rng = stream_rng(seed, "rmia/stand-in-target")
-        out = rng.permutation(stand_in.out_idx)
-        pop, held_out = out[: len(out) // 2], out[len(out) // 2 :]
-        scored = np.concatenate((stand_in.in_idx, held_out))
-        is_member = np.arange(len(scored)) < len(stand_in.in_idx)
-        best_a, best_auc = DEFAULT_A, -1.0
-        for a in A_GRID:
-            ratio = likelihood_ratio(p_stand_in, marginal(p_refs, out_mask, a=a))
-            value = auc(population_fraction(ratio[scored], ratio[pop], gamma), is_member)
-            if value > best_auc:
-                best_a, best_auc = a, value
-        return float(best_a)
+    def _tune(self, stand_in: StandIn, pool_x: np.ndarray, pool_y: np.ndarray, seed: int) -> None:
+        """Choose the "auto" ``a`` / ``gamma`` against shadow 0 as stand-in target (attacker's own truth)."""
+        p_refs, out_mask = RmiaOfflineAttack._pool_p_and_out_mask(stand_in.references, pool_x, pool_y)
+        p_stand_in = true_class_probability(stand_in.model.predict_proba(np.asarray(pool_x, dtype=np.float32)), pool_y)
+        scored, pop = stand_in.scored, stand_in.population
+        space = {k: r for k, r, auto in (("a", A_RANGE, self.a_option), ("gamma", GAMMA_RANGE, self.gamma_option)) if auto == "auto"}
+
+        def evaluate(params: dict[str, float]) -> np.ndarray:
+            ratio = likelihood_ratio(p_stand_in, marginal(p_refs, out_mask, a=params.get("a", self.a)))
+            return population_fraction(ratio[scored], ratio[pop], params.get("gamma", self.gamma))
+
+        tuned = tune(self.name, space, {"a": self.a, "gamma": self.gamma}, evaluate, stand_in, seed=seed,
+                     n_trials=self.tune_trials, objective=self.tune_objective)  # fmt: skip
+        self.a, self.gamma = tuned.params.get("a", self.a), tuned.params.get("gamma", self.gamma)
+        if self.a_option == "auto":
+            self.a_source = "auto (tuned on shadow 0 as a stand-in target)"
+        self.tuning = tuned.details()
 
     def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
         if self.references is None or self.pop_marginal is None:
@@ -227,5 +247,6 @@ class RmiaOfflineAttack(Attack):
                 "gamma": self.gamma,
                 "population_size": len(self.pop_marginal),
                 "population": "attacker's pool (Pr(z) from the references that did not train on z)",
+                **self.tuning,
             },
         )

@@ -17,7 +17,8 @@ RMIA's population is every record of the data set (the target's outputs on them 
 its score is then the rank of the likelihood ratio among the population's, so AUC and TPR are
 those of the ratio itself (any fixed population gives the same order). Offline RMIA's ``a`` is
 chosen on the attacker's own truth: the first reference plays a stand-in target against the
-others, never the real target.
+others, never the real target. BASE (online and offline) runs at its defaults (temperature 2,
+offline scale factor 0.33), untuned.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ import numpy as np
 from miaudit import metrics
 from miaudit.attacks import augment
 from miaudit.attacks.attack_r import attack_r_scores
+from miaudit.attacks.bayes_base import (
+    DEFAULT_SCALE,
+    DEFAULT_TEMPERATURE,
+    base_offline_scores,
+    base_online_scores,
+    tempered_log_confidence,
+)
 from miaudit.attacks.lira import lira_offline_scores, lira_online_scores, logit_scaled_confidence, use_per_record
 from miaudit.attacks.loss import log_true_class_probability
 from miaudit.attacks.reference_stats import first_per_record
@@ -73,16 +81,18 @@ class ManyTargetConfig:
 
 @dataclass(frozen=True)
 class Outputs:
-    """What every model gives on every record: ``phi`` (views, models, records), loss and ``p_y``
-    (models, records), and which records each model trained on (``member``, models x records)."""
+    """What every model gives on every record: ``phi`` (views, models, records), loss, ``p_y`` and
+    BASE's tempered log-confidence ``s_base`` at its default temperature (models, records), and
+    which records each model trained on (``member``, models x records)."""
 
     phi: np.ndarray
     loss: np.ndarray
     p_y: np.ndarray
     member: np.ndarray
+    s_base: np.ndarray
 
     def take(self, rows: np.ndarray) -> Outputs:
-        return Outputs(self.phi[:, rows], self.loss[rows], self.p_y[rows], self.member[rows])
+        return Outputs(self.phi[:, rows], self.loss[rows], self.p_y[rows], self.member[rows], self.s_base[rows])
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,20 @@ def _rmia_offline(c: Context) -> ScoredWith:
     return _rmia(c.target.p_y[0], c.refs.p_y, out, best), c.used(out)
 
 
+@PROTOCOL_ATTACKS.register("base")
+def _base_online(c: Context) -> ScoredWith | None:
+    if c.k < 2:
+        return None
+    both = c.in_half | c.out_half
+    return base_online_scores(c.target.s_base[0], c.refs.s_base, both), c.used(both)
+
+
+@PROTOCOL_ATTACKS.register("base-offline")
+def _base_offline(c: Context) -> ScoredWith:
+    out = c.out_k  # the default offline scale factor (not tuned here)
+    return base_offline_scores(c.target.s_base[0], c.refs.s_base, out, DEFAULT_SCALE), c.used(out)
+
+
 @dataclass
 class ManyTargetResult:
     config: ManyTargetConfig
@@ -182,12 +206,13 @@ class ManyTargetResult:
 
 
 def compute_outputs(models: list[Any], x: np.ndarray, y: np.ndarray, subsets: list[np.ndarray], augmentation: str) -> Outputs:
-    """Logit-scaled confidences (per query view), losses and ``p_y`` of every model on every record."""
+    """Logit-scaled confidences (per query view), losses, ``p_y`` and BASE's ``s`` of every model on every record."""
     _, views = augment.resolve(augmentation, tuple(x.shape[1:]))
     view_x = augment.views_of(x, views)
     phi = np.empty((len(view_x), len(models), len(y)))
     loss = np.empty((len(models), len(y)))
     p_y = np.empty((len(models), len(y)))
+    s_base = np.empty((len(models), len(y)))
     for j, m in enumerate(models):
         for v, xv in enumerate(view_x):
             logits = np.asarray(m.predict_logits(xv), dtype=np.float64)
@@ -197,10 +222,11 @@ def compute_outputs(models: list[Any], x: np.ndarray, y: np.ndarray, subsets: li
                 proba = e / e.sum(axis=1, keepdims=True)
                 p_y[j] = proba[np.arange(len(y)), y]
                 loss[j] = -log_true_class_probability(proba, y)
+                s_base[j] = tempered_log_confidence(proba, y, DEFAULT_TEMPERATURE)
     member = np.zeros((len(models), len(y)), dtype=bool)
     for j, s in enumerate(subsets):
         member[j, s] = True
-    return Outputs(phi, loss, p_y, member)
+    return Outputs(phi, loss, p_y, member, s_base)
 
 
 def _check(config: ManyTargetConfig) -> list[str]:
