@@ -13,6 +13,7 @@ TUNED_OPTIONS = {
     "base": {"temperature": "auto", "tune_trials": 5},
     "base-offline": {"temperature": "auto", "offline_scale_factor": "auto", "tune_trials": 5},
     "qmia": {"tune": True, "tune_trials": 3},  # no shadow model: tuned on the pool's held-out pinball loss
+    "nn": {"tune": True, "tune_trials": 2},
 }
 
 
@@ -68,4 +69,5 @@ def test_tuned_hyperparameters_do_not_depend_on_the_membership_truth(tmp_path, m
     for o in honest.outcomes:
         assert o.result.details["tuned"] and "never on the target's records or truth" in o.result.details["tuning"]
         auto = {k for k, v in TUNED_OPTIONS[o.result.attack].items() if v == "auto"}
+        auto |= {"width", "depth", "lr"} if o.result.attack == "nn" else set()
         assert auto <= set(o.result.details["tuned"]), o.result.attack
