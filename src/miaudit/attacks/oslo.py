@@ -44,7 +44,17 @@ from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.label_only import LABEL_ONLY_SHADOW_TRAINING
 from miaudit.attacks.options import fraction, positive, whole
 from miaudit.attacks.shadow_models import train_shadow_models
-from miaudit.attacks.surrogate_gradients import InputBox, as_query, batches, ensemble_logits, surrogate_knowledge, torch_modules
+from miaudit.attacks.surrogate_gradients import (
+    RADII,
+    InputBox,
+    batches,
+    choose_radius,
+    ensemble_logits,
+    kept_fraction,
+    pseudo_target,
+    surrogate_knowledge,
+    torch_modules,
+)
 from miaudit.errors import ConfigError
 from miaudit.targets.access import TargetAccess
 
@@ -61,11 +71,13 @@ def oslo_queries(
 
     log_t = torch.as_tensor(np.log(thresholds), dtype=torch.float32)
     n_t = len(thresholds)
-    out = np.empty((n_t, len(y), box.dim), dtype=np.float32)
+    out = np.repeat(box.to_unit(x)[None], n_t, axis=0)
     reached = np.zeros((n_t, len(y)), dtype=bool)
+    if max_radius == 0:
+        return out, reached
     scale = math.sqrt(box.dim)
     for sl in batches(len(y)):
-        z0 = torch.from_numpy(box.to_unit(x[sl]))
+        z0 = torch.from_numpy(out[0, sl].copy())
         yt = torch.as_tensor(np.asarray(y[sl]), dtype=torch.long)
         b = len(yt)
         done = torch.zeros((n_t, b), dtype=torch.bool)
@@ -114,20 +126,21 @@ class OsloAttack(Attack):
 
     def __init__(
         self, n_validation: int = 1, sub_procedures: int = 20, iterations: int = 5, step_size: float = 0.01,
-        max_radius: float = 0.3, threshold: float = 0.01, n_queries: int = 1, max_threshold: float = 0.5,
-        min_threshold: float = 1e-4,
+        radius: float | None = None, threshold: float = 0.01, n_queries: int = 1, max_threshold: float = 0.5,
+        min_threshold: float = 1e-4, max_calibration: int = 250,
     ) -> None:
         self.n_validation = whole(self.name, "n_validation", n_validation)
         self.sub_procedures = whole(self.name, "sub_procedures", sub_procedures)
         self.iterations = whole(self.name, "iterations", iterations)
         self.step_size = positive(self.name, "step_size", step_size)
-        self.max_radius = positive(self.name, "max_radius", max_radius)
+        self.radii = RADII if radius is None else (positive(self.name, "radius", radius),)
         self.threshold = fraction(self.name, "threshold", threshold)
         self.n_queries = whole(self.name, "n_queries", n_queries)
         self.max_threshold = fraction(self.name, "max_threshold", max_threshold)
         self.min_threshold = fraction(self.name, "min_threshold", min_threshold)
         if self.n_queries > 1 and not self.min_threshold < self.max_threshold:
             raise ConfigError(f"oslo option min_threshold ({min_threshold}) must be below max_threshold ({max_threshold})")
+        self.max_calibration = whole(self.name, "max_calibration", max_calibration)
         self.thresholds = (
             np.array([self.threshold]) if self.n_queries == 1
             else np.geomspace(self.max_threshold, self.min_threshold, self.n_queries)
@@ -136,6 +149,16 @@ class OsloAttack(Attack):
         self.validation: list[Any] = []
         self.box: InputBox | None = None
         self.stand_in = False
+        self.knowledge: AttackerKnowledge | None = None
+        self.radius: float | None = None
+        self.tried: dict[str, float] = {}
+
+    def _craft(self, radius: float, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.box is not None
+        return oslo_queries(
+            self.source, self.validation, self.box, x, y, self.thresholds, sub_procedures=self.sub_procedures,
+            iterations=self.iterations, step_size=self.step_size, max_radius=radius,
+        )  # fmt: skip
 
     def fit(self, knowledge: AttackerKnowledge) -> "OsloAttack":
         surrogate, self.stand_in = surrogate_knowledge(knowledge, self.name)
@@ -144,25 +167,28 @@ class OsloAttack(Attack):
                 f"oslo needs more shadow models ({knowledge.n_shadow_models}) than validation models ({self.n_validation}): "
                 "raise n_shadow_models or lower n_validation"
             )
-        modules = torch_modules([s.model for s in train_shadow_models(surrogate, knowledge.n_shadow_models)], self.name)
+        assert knowledge.pool_x is not None and knowledge.pool_y is not None
+        trained = train_shadow_models(surrogate, knowledge.n_shadow_models)
+        modules = torch_modules([s.model for s in trained], self.name)
         self.source, self.validation = modules[: -self.n_validation], modules[-self.n_validation :]
-        self.box = InputBox.of(knowledge.pool_x)  # type: ignore[arg-type]
+        self.box = InputBox.of(knowledge.pool_x)
+        self.knowledge = knowledge
         return self
 
     def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
-        if self.box is None:
+        if self.box is None or self.knowledge is None:
             raise ConfigError("call fit() before score(): oslo crafts its queries on source and validation models")
         x, y = np.asarray(x), np.asarray(y)
-        queries, reached = oslo_queries(
-            self.source, self.validation, self.box, x, y, self.thresholds, sub_procedures=self.sub_procedures,
-            iterations=self.iterations, step_size=self.step_size, max_radius=self.max_radius,
-        )  # fmt: skip
+        pseudo = pseudo_target(self.knowledge, x, y, self.max_calibration, self.name)
+        self.radius, self.tried = choose_radius(lambda r, pos, xs, ys: self._craft(r, xs, ys)[0], self.box, pseudo, x, y, self.radii)
+        queries, reached = self._craft(self.radius, x, y)
         before = access.queries
-        kept = np.stack([access.predict_label(as_query(self.box.from_unit(q), x)) == y for q in queries])
+        scores = kept_fraction(access.predict_label, self.box, queries, x, y)
         shift = np.sqrt(((queries - self.box.to_unit(x)[None]) ** 2).mean(axis=2))
         return self._result(
-            access, before, len(y), kept.mean(axis=0), threshold=0.5, threshold_source="fixed by the attack",
+            access, before, len(y), scores, threshold=0.5, threshold_source="fixed by the attack",
             details={"source_models": len(self.source), "validation_models": len(self.validation),
+                     "radius": self.radius, "radii_tried_pseudo_target_balanced_accuracy": self.tried,
                      "validation_thresholds": self.thresholds.tolist(), "reached_threshold": reached.mean(axis=1).tolist(),
                      "mean_rms_shift": shift.mean(axis=1).tolist(), "stand_in_surrogates": self.stand_in},
         )  # fmt: skip

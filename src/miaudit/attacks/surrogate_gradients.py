@@ -12,25 +12,41 @@ holds what they share:
 - :class:`InputBox`: the range the attacker's data spans; perturbations live in its unit cube
   (``z = (x - low) / (high - low)``, per feature) and are clipped to it, so step sizes and radii
   are in units of each feature's range (RMS over features);
-- :func:`ensemble_logits`: the logits of every surrogate on one batch, shaped ``(M, n, C)``.
+- :func:`ensemble_logits`: the logits of every surrogate on one batch, shaped ``(M, n, C)``;
+- the perturbation's radius chosen on the attacker's models (:func:`choose_radius`): a
+  *pseudo-target* of the target's own architecture (:func:`pseudo_target`, trained like the
+  target on a seeded random half of the scored records, which the attacker holds since it queries
+  them) plays the target: queries are crafted for its members and non-members at each radius of
+  :data:`RADII` (0: the record itself, the gap attack), and the radius whose decisions separate
+  them best (balanced accuracy, ties to the smaller radius) is used on the target. No target
+  query, no target truth; the half is as large as the scored members when they are half the
+  records, so the pseudo-target overfits about as the target does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
+from miaudit.attacks.train_models import train_models
 from miaudit.errors import ConfigError
+from miaudit.io_utils import sha256_arrays, stable_hash
+from miaudit.models.seeding import derive_seed
 
 STAND_IN: tuple[str, dict[str, Any]] = ("mlp", {})
 """The surrogates' architecture when the target's is not a registered torch architecture."""
 
 BATCH = 512
 """Records optimised at once."""
+
+RADII: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
+"""Candidate perturbation radii (RMS over features, in units of each feature's range)."""
+
 
 
 def surrogate_knowledge(knowledge: AttackerKnowledge, attack: str) -> tuple[AttackerKnowledge, bool]:
@@ -120,8 +136,58 @@ def batches(n: int, size: int = BATCH) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def calibration_records(in_idx: np.ndarray, out_idx: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``k`` members and as many non-members of one model: ``(pool indices, is_member)``."""
-    k = min(k, len(in_idx), len(out_idx))
-    idx = np.concatenate([rng.choice(in_idx, k, replace=False), rng.choice(out_idx, k, replace=False)])
-    return idx, np.arange(2 * k) < k
+@dataclass(frozen=True)
+class PseudoTarget:
+    """A model of the target's architecture as a label oracle, with scored records it did and did not train on."""
+
+    labels_of: Callable[[np.ndarray], np.ndarray]
+    idx: np.ndarray  # positions among the scored records
+    is_member: np.ndarray
+
+
+def pseudo_target(knowledge: AttackerKnowledge, x: np.ndarray, y: np.ndarray, max_per_side: int, attack: str) -> PseudoTarget:
+    """Train one model like the target (``knowledge.model``: architecture, recipe, known defense)
+    on a seeded random half of the scored records ``(x, y)`` (the attacker holds them, as it
+    queries them; the half is drawn at random, never from membership truth); up to
+    ``max_per_side`` of its members and as many records it did not see."""
+    assert knowledge.model is not None
+    rng = np.random.default_rng(derive_seed(knowledge.seed, f"{attack}/pseudo-target"))
+    subset = np.sort(rng.choice(len(y), len(y) // 2, replace=False))
+    fingerprint = stable_hash({"candidates": sha256_arrays(np.asarray(x), np.asarray(y)), "attack": attack})
+    (model,) = train_models(
+        knowledge.model, np.asarray(x), np.asarray(y), [subset], [int(rng.integers(0, 2**31 - 1))],
+        num_classes=knowledge.num_classes, cache=knowledge.cache, data_fingerprint=fingerprint, executor=knowledge.executor,
+    )  # fmt: skip
+    members, others = np.asarray(model.in_idx), np.asarray(model.out_idx)
+    k = min(max_per_side, len(members), len(others))
+    if k < 1:
+        raise ConfigError(f"{attack}: too few scored records to calibrate on a pseudo-target (needs at least 2)")
+    idx = np.concatenate([rng.choice(members, k, replace=False), rng.choice(others, k, replace=False)])
+    m = model.model
+    return PseudoTarget(lambda q: np.asarray(m.predict_proba(q)).argmax(axis=1), idx, np.arange(2 * k) < k)
+
+
+def kept_fraction(labels_of: Callable[[np.ndarray], np.ndarray], box: InputBox, queries: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per record, the fraction of its queries (``(T, n, dim)`` unit-cube points) labelled ``y``."""
+    return np.stack([labels_of(as_query(box.from_unit(q), x)) == y for q in queries]).mean(axis=0)
+
+
+def choose_radius(
+    craft: Callable[[float, np.ndarray, np.ndarray, np.ndarray], np.ndarray], box: InputBox, pseudo: PseudoTarget,
+    x_all: np.ndarray, y_all: np.ndarray, radii: tuple[float, ...] = RADII,
+) -> tuple[float, dict[str, float]]:
+    """The radius of ``radii`` whose decisions (kept fraction >= 1/2) separate the pseudo-target's
+    members best; ``craft(radius, positions, x, y)`` returns the queries for the records at
+    ``positions`` of ``(x_all, y_all)``. Also the balanced accuracy of every radius tried."""
+    if len(radii) == 1:
+        return radii[0], {}
+    x, y, member = x_all[pseudo.idx], y_all[pseudo.idx], pseudo.is_member
+    tried: dict[str, float] = {}
+    best = (-1.0, 0.0)
+    for r in radii:
+        decided = kept_fraction(pseudo.labels_of, box, craft(r, pseudo.idx, x, y), x, y) >= 0.5
+        acc = 0.5 * (decided[member].mean() + (~decided[~member]).mean())
+        tried[f"{r:g}"] = float(acc)
+        if acc > best[0]:
+            best = (float(acc), r)
+    return best[1], tried

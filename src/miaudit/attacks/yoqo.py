@@ -38,6 +38,7 @@ A target that is not a torch architecture gets stand-in MLP shadows
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,17 @@ from miaudit.attacks.label_only import LABEL_ONLY_SHADOW_TRAINING
 from miaudit.attacks.options import positive, whole
 from miaudit.attacks.reference_models import train_online_references
 from miaudit.attacks.shadow_models import train_shadow_models
-from miaudit.attacks.surrogate_gradients import InputBox, as_query, batches, ensemble_logits, surrogate_knowledge, torch_modules
+from miaudit.attacks.surrogate_gradients import (
+    RADII,
+    InputBox,
+    batches,
+    choose_radius,
+    ensemble_logits,
+    kept_fraction,
+    pseudo_target,
+    surrogate_knowledge,
+    torch_modules,
+)
 from miaudit.errors import ConfigError
 from miaudit.targets.access import TargetAccess
 
@@ -62,20 +73,33 @@ def wrong_labels(logits: Any, y: Any) -> Any:
     return masked.argmax(dim=2)
 
 
+def project(z0: Any, dz: Any, radius: float) -> Any:
+    """``dz`` scaled into the L2 ball of RMS ``radius`` (``radius * sqrt(dim)``), ``z0 + dz`` clipped to the unit cube."""
+    import torch
+
+    limit = radius * math.sqrt(z0.shape[1])
+    dz = dz * torch.clamp(limit / dz.norm(dim=1, keepdim=True).clamp_min(1e-12), max=1.0)
+    return ((z0 + dz).clamp(0, 1) - z0).detach()
+
+
 def yoqo_queries(
     modules: list[Any], box: InputBox, x: np.ndarray, y: np.ndarray, in_mask: np.ndarray, *,
-    alpha: float, online: bool, steps: int, step_size: float, n_snapshots: int,
+    radius: float, alpha: float, online: bool, steps: int, step_size: float, n_snapshots: int,
 ) -> np.ndarray:
     """``(n_snapshots, n, dim)`` unit-cube queries for records ``(x, y)``; ``in_mask`` ``(n, M)``
-    says which shadows trained on each record (all False offline)."""
+    says which shadows trained on each record (all False offline). Perturbations stay within RMS
+    ``radius``; steps are ``min(step_size, radius / 4)`` (RMS); radius 0 queries the records themselves."""
     import torch
     import torch.nn.functional as F
 
     at = [steps * j // n_snapshots for j in range(1, n_snapshots + 1)]
-    out = np.empty((n_snapshots, len(y), box.dim), dtype=np.float32)
+    out = np.repeat(box.to_unit(x)[None], n_snapshots, axis=0)
+    if radius == 0:
+        return out
+    step_size = min(step_size, radius / 4)
     n_models = len(modules)
     for sl in batches(len(y)):
-        z0 = torch.from_numpy(box.to_unit(x[sl]))
+        z0 = torch.from_numpy(out[0, sl].copy())
         yt = torch.as_tensor(np.asarray(y[sl]), dtype=torch.long)
         member = torch.as_tensor(in_mask[sl].T, dtype=torch.float32)  # (M, b)
         with torch.no_grad():
@@ -91,19 +115,17 @@ def yoqo_queries(
                 j += 1
             if step == steps:
                 break
-            d = dz.clone().requires_grad_(True)
-            logits = ensemble_logits(modules, box, z0 + d)
-            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), goal.reshape(-1), reduction="none")
-            loss = (ce.reshape(n_models, -1) * weight).sum(dim=0)
-            if not online:
-                loss = loss + alpha * (d**2).mean(dim=1)
-            active &= loss.detach() >= n_models / 8
-            if not active.any():
-                continue
-            (grad,) = torch.autograd.grad(loss[active].sum(), d)
-            rms = grad.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
-            move = step_size * grad / rms * active[:, None]
-            dz = ((z0 + dz - move).clamp(0, 1) - z0).detach()
+            if active.any():
+                d = dz.clone().requires_grad_(True)
+                logits = ensemble_logits(modules, box, z0 + d)
+                ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), goal.reshape(-1), reduction="none")
+                loss = (ce.reshape(n_models, -1) * weight).sum(dim=0)
+                if not online:
+                    loss = loss + alpha * (d**2).mean(dim=1)
+                active &= loss.detach() >= n_models / 8
+                (grad,) = torch.autograd.grad((loss * active).sum(), d)
+                rms = grad.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+                dz = project(z0, dz - step_size * grad / rms * active[:, None], radius)
     return out
 
 
@@ -117,7 +139,8 @@ class YoqoAttack(Attack):
     requirements = LABEL_ONLY_SHADOW_TRAINING
 
     def __init__(
-        self, online: bool = True, steps: int = 40, step_size: float = 0.02, alpha: float = 2.0, n_queries: int = 1
+        self, online: bool = True, steps: int = 40, step_size: float = 0.02, alpha: float = 2.0, n_queries: int = 1,
+        radius: float | None = None, max_calibration: int = 250,
     ) -> None:
         if not isinstance(online, bool):
             raise ConfigError(f"yoqo option online must be true or false, got {online!r}")
@@ -128,16 +151,31 @@ class YoqoAttack(Attack):
         self.n_queries = whole(self.name, "n_queries", n_queries)
         if self.n_queries > self.steps:
             raise ConfigError(f"yoqo option n_queries ({self.n_queries}) must not exceed steps ({self.steps})")
+        self.radii = RADII if radius is None else (positive(self.name, "radius", radius),)
+        self.max_calibration = whole(self.name, "max_calibration", max_calibration)
         self.knowledge: AttackerKnowledge | None = None
         self.stand_in = False
         self.box: InputBox | None = None
         self.shadows: list[Any] = []
+        self.target_knowledge: AttackerKnowledge | None = None
+        self.radius: float | None = None
+        self.tried: dict[str, float] = {}
+
+    def _craft(self, modules: list[Any], in_mask: np.ndarray, radius: float, x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+        assert self.box is not None
+        return yoqo_queries(
+            modules, self.box, x, y, in_mask, radius=radius, alpha=self.alpha, online=self.online, steps=self.steps,
+            step_size=self.step_size, n_snapshots=n,
+        )  # fmt: skip
 
     def fit(self, knowledge: AttackerKnowledge) -> "YoqoAttack":
+        self.target_knowledge = knowledge
         self.knowledge, self.stand_in = surrogate_knowledge(knowledge, self.name)
-        self.box = InputBox.of(knowledge.pool_x)  # type: ignore[arg-type]
-        if not self.online:
-            self.shadows = torch_modules([s.model for s in train_shadow_models(self.knowledge, knowledge.n_shadow_models)], self.name)
+        assert knowledge.pool_x is not None
+        self.box = InputBox.of(knowledge.pool_x)
+        if not self.online:  # online references train in score(), on the pool and the scored records
+            trained = train_shadow_models(self.knowledge, knowledge.n_shadow_models)
+            self.shadows = torch_modules([s.model for s in trained], self.name)
         return self
 
     def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
@@ -149,15 +187,18 @@ class YoqoAttack(Attack):
             modules, in_mask = torch_modules(refs.models, self.name), refs.in_candidates.T
         else:
             modules, in_mask = self.shadows, np.zeros((len(y), len(self.shadows)), dtype=bool)
-        queries = yoqo_queries(
-            modules, self.box, x, y, in_mask, alpha=self.alpha, online=self.online, steps=self.steps,
-            step_size=self.step_size, n_snapshots=self.n_queries,
-        )  # fmt: skip
+        assert self.target_knowledge is not None
+        pseudo = pseudo_target(self.target_knowledge, x, y, self.max_calibration, self.name)
+        self.radius, self.tried = choose_radius(
+            lambda r, pos, xs, ys: self._craft(modules, in_mask[pos], r, xs, ys, 1), self.box, pseudo, x, y, self.radii
+        )
+        queries = self._craft(modules, in_mask, self.radius, x, y, self.n_queries)
         before = access.queries
-        kept = np.stack([access.predict_label(as_query(self.box.from_unit(q), x)) == y for q in queries])
+        scores = kept_fraction(access.predict_label, self.box, queries, x, y)
         shift = np.sqrt(((queries[-1] - self.box.to_unit(x)) ** 2).mean(axis=1))
         return self._result(
-            access, before, len(y), kept.mean(axis=0), threshold=0.5, threshold_source="fixed by the attack",
+            access, before, len(y), scores, threshold=0.5, threshold_source="fixed by the attack",
             details={"online": self.online, "shadow_models": len(modules), "queries_per_record": self.n_queries,
+                     "radius": self.radius, "radii_tried_pseudo_target_balanced_accuracy": self.tried,
                      "mean_rms_shift": float(shift.mean()), "stand_in_shadows": self.stand_in},
         )  # fmt: skip
