@@ -9,11 +9,15 @@ Idea: a member sits deeper inside its class region of the target than a non-memb
 a larger perturbation to change the target's label. Per record, an untargeted transfer
 adversarial example is grown on the source models, in ``sub_procedures`` rounds of ``iterations``
 normalised gradient-ascent steps on their summed cross-entropy of ``y``, the perturbation
-projected on an L2 ball whose radius grows linearly to ``max_radius`` (round ``k``: ``k /
-sub_procedures * max_radius``). It stops as soon as the validation models' confidence in ``y``
+projected on an L2 ball whose radius grows linearly to the final radius ``r`` (round ``k``:
+``k / sub_procedures * r``). It stops as soon as the validation models' confidence in ``y``
 (the geometric mean of their probabilities of ``y``) falls below ``threshold``: just enough to
 fool models that never saw the record. The target is queried once with it: member iff it still
-answers ``y``.
+answers ``y``. The final radius (``radius``) is by default chosen among
+:data:`miaudit.attacks.surrogate_gradients.RADII` (0 included: the record itself) on a
+pseudo-target, a model of the target's architecture trained on a seeded random half of the scored
+records: the radius whose decisions separate its members best (no target query, no target truth;
+:func:`miaudit.attacks.surrogate_gradients.choose_radius`).
 
 Units: perturbations, step size and radii are RMS over features, in units of each feature's range
 in the attacker's data (:class:`miaudit.attacks.surrogate_gradients.InputBox`), clipped to that
@@ -28,8 +32,11 @@ record's queries whose label is ``y``; decision threshold 1/2 (a rule of the att
 nothing; the paper sweeps the validation threshold to trade TPR for FPR).
 
 Deviations: the authors tune the threshold on their validation models for a target FPR; here it
-is an option. Features are perturbed in a continuous box even where the data are binary. A target
-that is not a torch architecture gets stand-in MLP surrogates, said so in ``details``.
+is an option and the radius is what is tuned (on the pseudo-target). Features are perturbed in a
+continuous box even where the data are binary. A target that is not a torch architecture gets
+stand-in MLP surrogates (a transfer attack), said so in ``details``; its pseudo-target is of the
+target's own architecture. Cost: besides the shadows, one pseudo-target per ``score`` call and
+``len(RADII)`` crafting runs on up to ``2 * max_calibration`` records.
 """
 
 from __future__ import annotations
@@ -39,28 +46,18 @@ from typing import Any
 
 import numpy as np
 
+from miaudit.attacks import surrogate_gradients as sg
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.label_only import LABEL_ONLY_SHADOW_TRAINING
 from miaudit.attacks.options import fraction, positive, whole
 from miaudit.attacks.shadow_models import train_shadow_models
-from miaudit.attacks.surrogate_gradients import (
-    RADII,
-    InputBox,
-    batches,
-    choose_radius,
-    ensemble_logits,
-    kept_fraction,
-    pseudo_target,
-    surrogate_knowledge,
-    torch_modules,
-)
 from miaudit.errors import ConfigError
 from miaudit.targets.access import TargetAccess
 
 
 def oslo_queries(
-    source: list[Any], validation: list[Any], box: InputBox, x: np.ndarray, y: np.ndarray, thresholds: np.ndarray, *,
+    source: list[Any], validation: list[Any], box: sg.InputBox, x: np.ndarray, y: np.ndarray, thresholds: np.ndarray, *,
     sub_procedures: int, iterations: int, step_size: float, max_radius: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(queries (T, n, dim), reached (T, n))``: per threshold (descending), the first example at
@@ -76,7 +73,7 @@ def oslo_queries(
     if max_radius == 0:
         return out, reached
     scale = math.sqrt(box.dim)
-    for sl in batches(len(y)):
+    for sl in sg.batches(len(y)):
         z0 = torch.from_numpy(out[0, sl].copy())
         yt = torch.as_tensor(np.asarray(y[sl]), dtype=torch.long)
         b = len(yt)
@@ -86,7 +83,7 @@ def oslo_queries(
 
         def record() -> None:
             with torch.no_grad():
-                logp = F.log_softmax(ensemble_logits(validation, box, z0 + dz), dim=2)
+                logp = F.log_softmax(sg.ensemble_logits(validation, box, z0 + dz), dim=2)
                 conf = logp[:, torch.arange(b), yt].mean(dim=0)  # log of the geometric mean
             new = (conf[None, :] < log_t[:, None]) & ~done
             found[new] = (z0 + dz).expand(n_t, -1, -1)[new]
@@ -100,7 +97,7 @@ def oslo_queries(
                 if not active.any():
                     break
                 d = dz.clone().requires_grad_(True)
-                logits = ensemble_logits(source, box, z0 + d)
+                logits = sg.ensemble_logits(source, box, z0 + d)
                 ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yt.repeat(len(source)), reduction="none")
                 (grad,) = torch.autograd.grad(ce.sum(), d)
                 rms = grad.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
@@ -133,7 +130,7 @@ class OsloAttack(Attack):
         self.sub_procedures = whole(self.name, "sub_procedures", sub_procedures)
         self.iterations = whole(self.name, "iterations", iterations)
         self.step_size = positive(self.name, "step_size", step_size)
-        self.radii = RADII if radius is None else (positive(self.name, "radius", radius),)
+        self.radii = sg.RADII if radius is None else (positive(self.name, "radius", radius),)
         self.threshold = fraction(self.name, "threshold", threshold)
         self.n_queries = whole(self.name, "n_queries", n_queries)
         self.max_threshold = fraction(self.name, "max_threshold", max_threshold)
@@ -147,7 +144,7 @@ class OsloAttack(Attack):
         )  # fmt: skip
         self.source: list[Any] = []
         self.validation: list[Any] = []
-        self.box: InputBox | None = None
+        self.box: sg.InputBox | None = None
         self.stand_in = False
         self.knowledge: AttackerKnowledge | None = None
         self.radius: float | None = None
@@ -161,7 +158,7 @@ class OsloAttack(Attack):
         )  # fmt: skip
 
     def fit(self, knowledge: AttackerKnowledge) -> "OsloAttack":
-        surrogate, self.stand_in = surrogate_knowledge(knowledge, self.name)
+        surrogate, self.stand_in = sg.surrogate_knowledge(knowledge, self.name)
         if knowledge.n_shadow_models <= self.n_validation:
             raise ConfigError(
                 f"oslo needs more shadow models ({knowledge.n_shadow_models}) than validation models ({self.n_validation}): "
@@ -169,9 +166,9 @@ class OsloAttack(Attack):
             )
         assert knowledge.pool_x is not None and knowledge.pool_y is not None
         trained = train_shadow_models(surrogate, knowledge.n_shadow_models)
-        modules = torch_modules([s.model for s in trained], self.name)
+        modules = sg.torch_modules([s.model for s in trained], self.name)
         self.source, self.validation = modules[: -self.n_validation], modules[-self.n_validation :]
-        self.box = InputBox.of(knowledge.pool_x)
+        self.box = sg.InputBox.of(knowledge.pool_x)
         self.knowledge = knowledge
         return self
 
@@ -179,11 +176,11 @@ class OsloAttack(Attack):
         if self.box is None or self.knowledge is None:
             raise ConfigError("call fit() before score(): oslo crafts its queries on source and validation models")
         x, y = np.asarray(x), np.asarray(y)
-        pseudo = pseudo_target(self.knowledge, x, y, self.max_calibration, self.name)
-        self.radius, self.tried = choose_radius(lambda r, pos, xs, ys: self._craft(r, xs, ys)[0], self.box, pseudo, x, y, self.radii)
+        pseudo = sg.pseudo_target(self.knowledge, x, y, self.max_calibration, self.name)
+        self.radius, self.tried = sg.choose_radius(lambda r, pos, xs, ys: self._craft(r, xs, ys)[0], self.box, pseudo, x, y, self.radii)
         queries, reached = self._craft(self.radius, x, y)
         before = access.queries
-        scores = kept_fraction(access.predict_label, self.box, queries, x, y)
+        scores = sg.kept_fraction(access.predict_label, self.box, queries, x, y)
         shift = np.sqrt(((queries - self.box.to_unit(x)[None]) ** 2).mean(axis=2))
         return self._result(
             access, before, len(y), scores, threshold=0.5, threshold_source="fixed by the attack",

@@ -29,11 +29,20 @@ gives a graded score for threshold-free metrics; each costs one query and is cou
 fraction of the record's queries the target answers ``y``; decision threshold 1/2 (with one
 query: member iff the label is ``y``), a rule of the attack, calibrated on nothing.
 
-Deviations: the paper also crafts queries for binary outputs and tunes its step count on shadow
-models; here the step count and size are options (no tuning), and features are perturbed in a
+Radius: the perturbation stays within an L2 ball of RMS ``radius`` (projected after every step,
+steps of at most ``radius / 4``). By default the radius is chosen among
+:data:`miaudit.attacks.surrogate_gradients.RADII` (0 included: the record itself, the gap attack)
+on a pseudo-target, a model of the target's architecture trained on a seeded random half of the
+scored records: the radius whose decisions separate its members best (no target query, no
+target truth; :func:`miaudit.attacks.surrogate_gradients.choose_radius`). ``radius=r`` fixes it.
+
+Deviations: the paper tunes its optimisation on shadow models; here the step count and size are
+options and only the radius is chosen (on the pseudo-target), and features are perturbed in a
 continuous box even where the data are binary (Location30), as the target takes real inputs.
-A target that is not a torch architecture gets stand-in MLP shadows
-(:mod:`miaudit.attacks.surrogate_gradients`), said so in ``details``.
+A target that is not a torch architecture gets stand-in MLP shadows (a transfer attack;
+:mod:`miaudit.attacks.surrogate_gradients`), said so in ``details``; its pseudo-target is of the
+target's own architecture. Cost: besides the shadows, one pseudo-target per ``score`` call, and
+``len(RADII)`` crafting runs on up to ``2 * max_calibration`` records.
 """
 
 from __future__ import annotations
@@ -43,23 +52,13 @@ from typing import Any
 
 import numpy as np
 
+from miaudit.attacks import surrogate_gradients as sg
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.label_only import LABEL_ONLY_SHADOW_TRAINING
 from miaudit.attacks.options import positive, whole
 from miaudit.attacks.reference_models import train_online_references
 from miaudit.attacks.shadow_models import train_shadow_models
-from miaudit.attacks.surrogate_gradients import (
-    RADII,
-    InputBox,
-    batches,
-    choose_radius,
-    ensemble_logits,
-    kept_fraction,
-    pseudo_target,
-    surrogate_knowledge,
-    torch_modules,
-)
 from miaudit.errors import ConfigError
 from miaudit.targets.access import TargetAccess
 
@@ -83,7 +82,7 @@ def project(z0: Any, dz: Any, radius: float) -> Any:
 
 
 def yoqo_queries(
-    modules: list[Any], box: InputBox, x: np.ndarray, y: np.ndarray, in_mask: np.ndarray, *,
+    modules: list[Any], box: sg.InputBox, x: np.ndarray, y: np.ndarray, in_mask: np.ndarray, *,
     radius: float, alpha: float, online: bool, steps: int, step_size: float, n_snapshots: int,
 ) -> np.ndarray:
     """``(n_snapshots, n, dim)`` unit-cube queries for records ``(x, y)``; ``in_mask`` ``(n, M)``
@@ -98,12 +97,12 @@ def yoqo_queries(
         return out
     step_size = min(step_size, radius / 4)
     n_models = len(modules)
-    for sl in batches(len(y)):
+    for sl in sg.batches(len(y)):
         z0 = torch.from_numpy(out[0, sl].copy())
         yt = torch.as_tensor(np.asarray(y[sl]), dtype=torch.long)
         member = torch.as_tensor(in_mask[sl].T, dtype=torch.float32)  # (M, b)
         with torch.no_grad():
-            wrong = wrong_labels(ensemble_logits(modules, box, z0), yt)
+            wrong = wrong_labels(sg.ensemble_logits(modules, box, z0), yt)
         goal = torch.where(member > 0, yt.expand(n_models, -1), wrong)
         weight = member + (alpha if online else 1.0) * (1 - member)
         dz = torch.zeros_like(z0)
@@ -117,7 +116,7 @@ def yoqo_queries(
                 break
             if active.any():
                 d = dz.clone().requires_grad_(True)
-                logits = ensemble_logits(modules, box, z0 + d)
+                logits = sg.ensemble_logits(modules, box, z0 + d)
                 ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), goal.reshape(-1), reduction="none")
                 loss = (ce.reshape(n_models, -1) * weight).sum(dim=0)
                 if not online:
@@ -151,11 +150,11 @@ class YoqoAttack(Attack):
         self.n_queries = whole(self.name, "n_queries", n_queries)
         if self.n_queries > self.steps:
             raise ConfigError(f"yoqo option n_queries ({self.n_queries}) must not exceed steps ({self.steps})")
-        self.radii = RADII if radius is None else (positive(self.name, "radius", radius),)
+        self.radii = sg.RADII if radius is None else (positive(self.name, "radius", radius),)
         self.max_calibration = whole(self.name, "max_calibration", max_calibration)
         self.knowledge: AttackerKnowledge | None = None
         self.stand_in = False
-        self.box: InputBox | None = None
+        self.box: sg.InputBox | None = None
         self.shadows: list[Any] = []
         self.target_knowledge: AttackerKnowledge | None = None
         self.radius: float | None = None
@@ -170,12 +169,12 @@ class YoqoAttack(Attack):
 
     def fit(self, knowledge: AttackerKnowledge) -> "YoqoAttack":
         self.target_knowledge = knowledge
-        self.knowledge, self.stand_in = surrogate_knowledge(knowledge, self.name)
+        self.knowledge, self.stand_in = sg.surrogate_knowledge(knowledge, self.name)
         assert knowledge.pool_x is not None
-        self.box = InputBox.of(knowledge.pool_x)
+        self.box = sg.InputBox.of(knowledge.pool_x)
         if not self.online:  # online references train in score(), on the pool and the scored records
             trained = train_shadow_models(self.knowledge, knowledge.n_shadow_models)
-            self.shadows = torch_modules([s.model for s in trained], self.name)
+            self.shadows = sg.torch_modules([s.model for s in trained], self.name)
         return self
 
     def score(self, access: TargetAccess, x: np.ndarray, y: np.ndarray) -> AttackResult:
@@ -184,17 +183,17 @@ class YoqoAttack(Attack):
         x, y = np.asarray(x), np.asarray(y)
         if self.online:
             refs = train_online_references(self.knowledge, x, y, self.knowledge.n_shadow_models)
-            modules, in_mask = torch_modules(refs.models, self.name), refs.in_candidates.T
+            modules, in_mask = sg.torch_modules(refs.models, self.name), refs.in_candidates.T
         else:
             modules, in_mask = self.shadows, np.zeros((len(y), len(self.shadows)), dtype=bool)
         assert self.target_knowledge is not None
-        pseudo = pseudo_target(self.target_knowledge, x, y, self.max_calibration, self.name)
-        self.radius, self.tried = choose_radius(
+        pseudo = sg.pseudo_target(self.target_knowledge, x, y, self.max_calibration, self.name)
+        self.radius, self.tried = sg.choose_radius(
             lambda r, pos, xs, ys: self._craft(modules, in_mask[pos], r, xs, ys, 1), self.box, pseudo, x, y, self.radii
         )
         queries = self._craft(modules, in_mask, self.radius, x, y, self.n_queries)
         before = access.queries
-        scores = kept_fraction(access.predict_label, self.box, queries, x, y)
+        scores = sg.kept_fraction(access.predict_label, self.box, queries, x, y)
         shift = np.sqrt(((queries[-1] - self.box.to_unit(x)) ** 2).mean(axis=1))
         return self._result(
             access, before, len(y), scores, threshold=0.5, threshold_source="fixed by the attack",
