@@ -38,10 +38,12 @@ def test_one_query_per_record_and_the_leak_is_caught(labelled):
     assert labelled.skipped == {}
     for o in labelled.outcomes:
         assert o.result.queries_per_record == 1.0, o.result.attack
-        assert set(np.unique(o.result.scores)) <= {0.0, 1.0}
+        # kept (1) or not (0), ranked within each by a tie-break of width 1/5 that needs no query
+        decided = o.result.scores >= o.result.threshold
+        assert np.all(np.abs(o.result.scores - decided) <= 0.2)
         assert o.metrics.auc >= 0.75, (o.result.attack, o.metrics.auc)
         assert o.metrics.balanced_accuracy >= 0.75, (o.result.attack, o.metrics.balanced_accuracy)
-        assert o.result.threshold == 0.5 and o.result.details["radius"] is not None
+        assert o.result.details["radius"] is not None
 
 
 def test_registered_as_label_only_with_shadow_models():
@@ -51,10 +53,12 @@ def test_registered_as_label_only_with_shadow_models():
 
 
 def test_graded_queries_are_all_counted(tmp_path):
-    result = _audit(tmp_path, options={"yoqo": {"n_queries": 3}, "oslo": {"n_queries": 3}})
+    graded = {"n_queries": 3, "tie_break": False}  # the bare kept fraction
+    result = _audit(tmp_path, options={"yoqo": graded, "oslo": graded})
     for o in result.outcomes:
         assert o.result.queries_per_record == 3.0, o.result.attack
         assert set(np.unique(o.result.scores)) <= {0.0, 1 / 3, 2 / 3, 1.0}
+        assert o.result.threshold == 0.5
 
 
 def test_only_labels_are_asked_for(tmp_path, monkeypatch):
@@ -81,12 +85,14 @@ def test_seeded_runs_repeat(tmp_path, labelled):
         ("yoqo", {"steps": 0}),
         ("yoqo", {"n_queries": 5, "steps": 4}),
         ("yoqo", {"online": "yes"}),
+        ("yoqo", {"tie_break": 1}),
         ("yoqo", {"radius": -0.1}),
         ("yoqo", {"step_size": float("inf")}),
         ("oslo", {"threshold": 1.5}),
         ("oslo", {"n_validation": 0}),
         ("oslo", {"n_queries": 3, "min_threshold": 0.5, "max_threshold": 0.1}),
         ("oslo", {"radius": 0}),
+        ("oslo", {"tie_break": "no"}),
     ],
 )
 def test_bad_options_are_config_errors(name, options):

@@ -4,8 +4,8 @@ Target: Location30 with its audit defaults (MLP 446-128-30, Tanh, Adam, 30 epoch
 target on which IBM ART's HopSkipJump boundary attack was measured in issue 6), gray box with
 labels only (``--output label``), 4 shadow models. Each variant runs with several query settings
 (attack options); models come from the cache, so only the attacks are rerun. The one-shot attacks
-(``yoqo``, ``oslo``: one crafted query per record by default, graded with ``n_queries``) sit beside
-the others. Seconds are each setting's wall time of ``run_audit`` (cached models load, shadow
+(``yoqo``, ``oslo``: one crafted query per record by default, graded with ``n_queries``; the
+papers' bare 0/1 score with ``tie_break=False``) sit beside the others. Seconds are each setting's wall time of ``run_audit`` (cached models load, shadow
 and reference models train on a cold cache).
 
     MIAUDIT_DATA_DIR=../shared/data .venv/bin/python tools/label_only_queries.py --seeds 0 1 2 --out results/label-only-queries
@@ -34,9 +34,11 @@ SETTINGS: tuple[tuple[str, dict], ...] = (
     ("label-boundary", {"max_iter": 0}),
     ("label-boundary", {"max_iter": 1, "num_evals": 20}),
     ("label-boundary", {"max_iter": 3, "num_evals": 50}),
+    ("yoqo", {"tie_break": False}),
     ("yoqo", {}),
     ("yoqo", {"online": False}),
     ("yoqo", {"n_queries": 5}),
+    ("oslo", {"tie_break": False}),
     ("oslo", {}),
     ("oslo", {"n_queries": 5}),
     ("oslo", {"n_queries": 10}),

@@ -28,8 +28,13 @@ Queries: ``n_queries`` per record (default 1, the paper's). With ``n_queries = k
 is also queried at the examples for ``k`` validation thresholds log-spaced from ``max_threshold``
 down to ``min_threshold`` (as LeakPro's implementation, ``aidotse/LeakPro``, does; read, not
 copied), one query each, all counted, which grades the score. Score: the fraction of the
-record's queries whose label is ``y``; decision threshold 1/2 (a rule of the attack, calibrated on
-nothing; the paper sweeps the validation threshold to trade TPR for FPR).
+record's queries whose label is ``y``; member iff at least half are (a rule of the attack,
+calibrated on nothing; the paper sweeps the validation threshold to trade TPR for FPR). With
+``tie_break`` (default), records of one kept fraction are ranked, at no query, by how far the
+strictest example pushed the validation models (``-log`` of their geometric-mean confidence in
+``y``, mapped to [0, 1)): resisting a stronger push is more member-like, and being fooled only by a
+strong push is less non-member-like (:func:`miaudit.attacks.surrogate_gradients.tie_broken`; the
+paper's score is the bare 0/1, ``tie_break=false``).
 
 Deviations: the authors tune the threshold on their validation models for a target FPR; here it
 is an option and the radius is what is tuned (on the pseudo-target). Features are perturbed in a
@@ -112,6 +117,19 @@ def oslo_queries(
     return out, reached
 
 
+def validation_log_confidence(validation: list[Any], box: sg.InputBox, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``(n,)``: log of the validation models' geometric-mean probability of ``y`` at unit-cube points ``z``."""
+    import torch
+    import torch.nn.functional as F
+
+    out = np.empty(len(y))
+    with torch.no_grad():
+        for sl in sg.batches(len(y)):
+            logp = F.log_softmax(sg.ensemble_logits(validation, box, torch.from_numpy(z[sl])), dim=2)
+            out[sl] = logp[:, torch.arange(len(logp[0])), torch.as_tensor(np.asarray(y[sl]), dtype=torch.long)].mean(dim=0).numpy()
+    return out
+
+
 @ATTACKS.register("oslo")
 class OsloAttack(Attack):
     """A transfer adversarial example just strong enough for the validation models; member iff the target resists it."""
@@ -124,8 +142,11 @@ class OsloAttack(Attack):
     def __init__(
         self, n_validation: int = 1, sub_procedures: int = 20, iterations: int = 5, step_size: float = 0.01,
         radius: float | None = None, threshold: float = 0.01, n_queries: int = 1, max_threshold: float = 0.5,
-        min_threshold: float = 1e-4, max_calibration: int = 250,
+        min_threshold: float = 1e-4, max_calibration: int = 250, tie_break: bool = True,
     ) -> None:
+        if not isinstance(tie_break, bool):
+            raise ConfigError(f"oslo option tie_break must be true or false, got {tie_break!r}")
+        self.tie_break = tie_break
         self.n_validation = whole(self.name, "n_validation", n_validation)
         self.sub_procedures = whole(self.name, "sub_procedures", sub_procedures)
         self.iterations = whole(self.name, "iterations", iterations)
@@ -180,11 +201,15 @@ class OsloAttack(Attack):
         self.radius, self.tried = sg.choose_radius(lambda r, pos, xs, ys: self._craft(r, xs, ys)[0], self.box, pseudo, x, y, self.radii)
         queries, reached = self._craft(self.radius, x, y)
         before = access.queries
-        scores = sg.kept_fraction(access.predict_label, self.box, queries, x, y)
+        kept = sg.kept_fraction(access.predict_label, self.box, queries, x, y)
+        scores, threshold = kept, 0.5
+        if self.tie_break:  # how far the strictest example pushed the validation models, in [0, 1)
+            push = -validation_log_confidence(self.validation, self.box, queries[-1], y)
+            scores, threshold = sg.tie_broken(kept, push / (1.0 + push), self.n_queries)
         shift = np.sqrt(((queries - self.box.to_unit(x)[None]) ** 2).mean(axis=2))
         return self._result(
-            access, before, len(y), scores, threshold=0.5, threshold_source="fixed by the attack",
-            details={"source_models": len(self.source), "validation_models": len(self.validation),
+            access, before, len(y), scores, threshold=threshold, threshold_source="fixed by the attack",
+            details={"tie_break": self.tie_break, "source_models": len(self.source), "validation_models": len(self.validation),
                      "radius": self.radius, "radii_tried_pseudo_target_balanced_accuracy": self.tried,
                      "validation_thresholds": self.thresholds.tolist(), "reached_threshold": reached.mean(axis=1).tolist(),
                      "mean_rms_shift": shift.mean(axis=1).tolist(), "stand_in_surrogates": self.stand_in},

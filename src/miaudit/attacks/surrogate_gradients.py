@@ -172,6 +172,15 @@ def kept_fraction(labels_of: Callable[[np.ndarray], np.ndarray], box: InputBox, 
     return np.stack([labels_of(as_query(box.from_unit(q), x)) == y for q in queries]).mean(axis=0)
 
 
+def tie_broken(kept: np.ndarray, strength: np.ndarray, n_queries: int) -> tuple[np.ndarray, float]:
+    """``(scores, threshold)``: the kept fraction plus ``strength`` (in [-1, 1], from the attacker's
+    surrogates, no query) times ``1 / (5 n_queries)``, so that records with one kept fraction are
+    ranked by it and never cross another fraction; ``score >= threshold`` iff at least half the
+    record's queries were kept."""
+    width = 1.0 / (5 * n_queries)
+    return kept + width * np.clip(strength, -1.0, 1.0), 0.5 - 1.0 / (4 * n_queries)
+
+
 def choose_radius(
     craft: Callable[[float, np.ndarray, np.ndarray, np.ndarray], np.ndarray], box: InputBox, pseudo: PseudoTarget,
     x_all: np.ndarray, y_all: np.ndarray, radii: tuple[float, ...] = RADII,

@@ -26,8 +26,12 @@ feature's range in the attacker's data) in the unit cube of :class:`InputBox`, r
 Queries: ``n_queries`` per record (default 1, the paper's). With ``n_queries = k > 1`` the target
 is also asked at the optimisation's snapshots after ``steps * j / k`` steps (``j = 1..k``), which
 gives a graded score for threshold-free metrics; each costs one query and is counted. Score: the
-fraction of the record's queries the target answers ``y``; decision threshold 1/2 (with one
-query: member iff the label is ``y``), a rule of the attack, calibrated on nothing.
+fraction of the record's queries the target answers ``y``; member iff at least half are (with one
+query: iff the label is ``y``), a rule of the attack, calibrated on nothing. With ``tie_break``
+(default), records of one kept fraction are ranked, at no query, by how squarely the last query
+sits in the shadows' error zone (:func:`error_zone_fit`): a kept label counts more, and a lost one
+less, the better it fits (:func:`miaudit.attacks.surrogate_gradients.tie_broken`; the paper's
+score is the bare 0/1, ``tie_break=false``).
 
 Radius: the perturbation stays within an L2 ball of RMS ``radius`` (projected after every step,
 steps of at most ``radius / 4``). By default the radius is chosen among
@@ -128,6 +132,31 @@ def yoqo_queries(
     return out
 
 
+def error_zone_fit(
+    modules: list[Any], box: sg.InputBox, x: np.ndarray, z: np.ndarray, y: np.ndarray, in_mask: np.ndarray, *,
+    alpha: float, online: bool,
+) -> np.ndarray:
+    """``(n,)`` in (0, 1]: ``1 / (1 + L / M)``, ``L`` the weighted cross-entropy of the ``M``
+    shadows at the queries ``z`` (unit cube) towards their goals for records ``(x, y)`` (IN: ``y``,
+    OUT: their most likely wrong label at ``x``): 1 when the query sits squarely in the error zone."""
+    import torch
+    import torch.nn.functional as F
+
+    out = np.empty(len(y))
+    n_models = len(modules)
+    with torch.no_grad():
+        for sl in sg.batches(len(y)):
+            yt = torch.as_tensor(np.asarray(y[sl]), dtype=torch.long)
+            member = torch.as_tensor(in_mask[sl].T, dtype=torch.float32)
+            wrong = wrong_labels(sg.ensemble_logits(modules, box, torch.from_numpy(box.to_unit(x[sl]))), yt)
+            goal = torch.where(member > 0, yt.expand(n_models, -1), wrong)
+            weight = member + (alpha if online else 1.0) * (1 - member)
+            logits = sg.ensemble_logits(modules, box, torch.from_numpy(np.ascontiguousarray(z[sl])))
+            ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), goal.reshape(-1), reduction="none")
+            out[sl] = (1.0 / (1.0 + (ce.reshape(n_models, -1) * weight).sum(dim=0) / n_models)).numpy()
+    return out
+
+
 @ATTACKS.register("yoqo")
 class YoqoAttack(Attack):
     """One optimised query per record in the shadows' error zone; member iff the target keeps ``y``."""
@@ -139,10 +168,12 @@ class YoqoAttack(Attack):
 
     def __init__(
         self, online: bool = True, steps: int = 40, step_size: float = 0.02, alpha: float = 2.0, n_queries: int = 1,
-        radius: float | None = None, max_calibration: int = 250,
+        radius: float | None = None, max_calibration: int = 250, tie_break: bool = True,
     ) -> None:
-        if not isinstance(online, bool):
-            raise ConfigError(f"yoqo option online must be true or false, got {online!r}")
+        for flag, value in (("online", online), ("tie_break", tie_break)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"yoqo option {flag} must be true or false, got {value!r}")
+        self.tie_break = tie_break
         self.online = online
         self.steps = whole(self.name, "steps", steps)
         self.step_size = positive(self.name, "step_size", step_size)
@@ -193,11 +224,15 @@ class YoqoAttack(Attack):
         )
         queries = self._craft(modules, in_mask, self.radius, x, y, self.n_queries)
         before = access.queries
-        scores = sg.kept_fraction(access.predict_label, self.box, queries, x, y)
+        kept = sg.kept_fraction(access.predict_label, self.box, queries, x, y)
+        scores, threshold = kept, 0.5
+        if self.tie_break:  # a kept label counts more, a lost one less, the better the query fits the error zone
+            fit = error_zone_fit(modules, self.box, x, queries[-1], y, in_mask, alpha=self.alpha, online=self.online)
+            scores, threshold = sg.tie_broken(kept, np.where(kept >= 0.5, fit, -fit), self.n_queries)
         shift = np.sqrt(((queries[-1] - self.box.to_unit(x)) ** 2).mean(axis=1))
         return self._result(
-            access, before, len(y), scores, threshold=0.5, threshold_source="fixed by the attack",
-            details={"online": self.online, "shadow_models": len(modules), "queries_per_record": self.n_queries,
+            access, before, len(y), scores, threshold=threshold, threshold_source="fixed by the attack",
+            details={"tie_break": self.tie_break, "online": self.online, "shadow_models": len(modules), "queries_per_record": self.n_queries,
                      "radius": self.radius, "radii_tried_pseudo_target_balanced_accuracy": self.tried,
                      "mean_rms_shift": float(shift.mean()), "stand_in_shadows": self.stand_in},
         )  # fmt: skip
