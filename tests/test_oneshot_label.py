@@ -14,7 +14,7 @@ from synthetic import WHITE_BOX_TARGET, write_synthetic
 ONE_SHOT = ("yoqo", "oslo")
 
 
-def _audit(tmp_path, attacks=ONE_SHOT, *, options=None, output="label", seed=0):
+def _audit(tmp_path, attacks=ONE_SHOT, *, options=None, output="label", seed=0, defense=None):
     """A torch MLP that memorizes random labels of random 32-dimensional records (a leaking target
     that trains in seconds), gray box, labels only unless ``output`` says otherwise."""
     return run_audit(
@@ -23,7 +23,7 @@ def _audit(tmp_path, attacks=ONE_SHOT, *, options=None, output="label", seed=0):
             model=WHITE_BOX_TARGET["model"], model_options=WHITE_BOX_TARGET["model_options"],
             recipe=WHITE_BOX_TARGET["recipe"], seed=seed, split=SplitSizes(0.25, 0.25, 0.5), threat_model="gray-box",
             output=output, attacks=attacks, attack_options=options or {}, n_shadow_models=4, n_bootstrap=0,
-            cache_dir=str(tmp_path / "cache"),
+            cache_dir=str(tmp_path / "cache"), defense=defense,
         ),
         progress=False,
     )  # fmt: skip
@@ -103,6 +103,14 @@ def test_bad_options_are_config_errors(name, options):
 def test_more_validation_models_than_shadows_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="validation models"):
         _audit(tmp_path, ("oslo",), options={"oslo": {"n_validation": 4}})
+
+
+def test_an_output_defense_gives_the_network_underneath(tmp_path):
+    """Against an output-time defense, the adaptive attacker's shadows wrap their outputs: the
+    attacks craft on the networks underneath (the label-only release keeps their labels)."""
+    result = _audit(tmp_path, defense="rounding")
+    for o in result.outcomes:
+        assert o.result.queries_per_record == 1.0 and o.metrics.auc >= 0.75, (o.result.attack, o.metrics.auc)
 
 
 def test_a_non_differentiable_surrogate_is_refused():

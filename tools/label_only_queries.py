@@ -12,7 +12,8 @@ and reference models train on a cold cache).
 
 ``--dataset cifar10`` runs the settings on CIFAR-10 with its audit defaults (the small ``cnn``),
 ``--records N`` cutting the split to N members, N non-members and a pool of 2N (a CPU budget);
-``--only`` keeps the settings of the attacks named (give each such selection its own ``--out``).
+``--only`` keeps the settings named: ``ATTACK`` (all its rows), ``ATTACK:-`` (its row without
+options) or ``ATTACK:key=value,...`` (that row); give each selection its own ``--out``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,20 @@ def run(seed: int, partial: Path, settings: tuple[tuple[str, dict], ...], datase
     return rows
 
 
+def _selected(only: list[str] | None) -> tuple[tuple[str, dict], ...]:
+    """The rows of :data:`SETTINGS` that ``--only`` names (all without it)."""
+    if only is None:
+        return SETTINGS
+    keep = []
+    for name, options in SETTINGS:
+        text = ",".join(f"{k}={v}" for k, v in options.items()) or "-"
+        if any(item == name or item == f"{name}:{text}" for item in only):
+            keep.append((name, options))
+    if not keep:
+        raise SystemExit(f"--only {' '.join(only)} names no row of the table")
+    return tuple(keep)
+
+
 def _ms(values: list[float | None]) -> str:
     if any(v is None for v in values):  # a row from before the column (rerun it) or too few non-members
         return "-"
@@ -94,9 +109,9 @@ def main() -> None:
     parser.add_argument("--out", default="results/label-only-queries")
     parser.add_argument("--dataset", default="location30", choices=["location30", "cifar10"])
     parser.add_argument("--records", type=int, default=None, help="members (= non-members; pool 2x); default: the audit's split")
-    parser.add_argument("--only", nargs="+", default=None, help="attack names whose settings run (default: all)")
+    parser.add_argument("--only", nargs="+", default=None, help="rows to run: ATTACK, ATTACK:- or ATTACK:key=value,... (default: all)")
     args = parser.parse_args()
-    settings = SETTINGS if args.only is None else tuple(s for s in SETTINGS if s[0] in args.only)
+    settings = _selected(args.only)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -66,12 +66,18 @@ def surrogate_knowledge(knowledge: AttackerKnowledge, attack: str) -> tuple[Atta
 
 
 def torch_modules(models: list[Any], attack: str) -> list[Any]:
-    """The torch module of each trained surrogate, in eval mode with gradients off for its weights."""
+    """The torch module of each trained surrogate, in eval mode with gradients off for its weights.
+
+    A model behind an output-time defense (``DefendedOutputs``: MemGuard, top-k, rounding, ...)
+    gives the network underneath (its ``base``): those defenses change the released vector, not
+    the network, and a label-only attacker crafts on the network."""
     from torch import nn
 
     out = []
     for m in models:
         module = getattr(m, "module", None)
+        if module is None and getattr(m, "base", None) is not None:
+            module = getattr(m.base, "module", None)
         if not isinstance(module, nn.Module):
             raise ConfigError(
                 f"{attack} needs differentiable (torch) surrogate models, but one is a {type(m).__name__} "
