@@ -14,7 +14,7 @@ from synthetic import WHITE_BOX_TARGET, write_synthetic
 ONE_SHOT = ("yoqo", "oslo")
 
 
-def _audit(tmp_path, attacks=ONE_SHOT, *, options=None, output="label", seed=0, defense=None):
+def _audit(tmp_path, attacks=ONE_SHOT, *, options=None, output="label", seed=0, defense=None, n_shadow_models=4):
     """A torch MLP that memorizes random labels of random 32-dimensional records (a leaking target
     that trains in seconds), gray box, labels only unless ``output`` says otherwise."""
     return run_audit(
@@ -22,7 +22,7 @@ def _audit(tmp_path, attacks=ONE_SHOT, *, options=None, output="label", seed=0, 
             dataset=str(write_synthetic(tmp_path, "memorizing", n=1200, d=WHITE_BOX_TARGET["d"], seed=seed)),
             model=WHITE_BOX_TARGET["model"], model_options=WHITE_BOX_TARGET["model_options"],
             recipe=WHITE_BOX_TARGET["recipe"], seed=seed, split=SplitSizes(0.25, 0.25, 0.5), threat_model="gray-box",
-            output=output, attacks=attacks, attack_options=options or {}, n_shadow_models=4, n_bootstrap=0,
+            output=output, attacks=attacks, attack_options=options or {}, n_shadow_models=n_shadow_models, n_bootstrap=0,
             cache_dir=str(tmp_path / "cache"), defense=defense,
         ),
         progress=False,
@@ -111,6 +111,16 @@ def test_an_output_defense_gives_the_network_underneath(tmp_path):
     result = _audit(tmp_path, defense="rounding")
     for o in result.outcomes:
         assert o.result.queries_per_record == 1.0 and o.metrics.auc >= 0.75, (o.result.attack, o.metrics.auc)
+
+
+def test_one_shadow_model_is_enough(tmp_path):
+    """An audit that affords one model: yoqo runs offline, oslo uses it as source and validation."""
+    result = _audit(tmp_path, n_shadow_models=1)
+    by_name = {o.result.attack: o for o in result.outcomes}
+    assert by_name["yoqo"].result.details["online"] is False
+    assert by_name["oslo"].result.details["source_models"] == by_name["oslo"].result.details["validation_models"] == 1
+    for o in result.outcomes:
+        assert o.result.queries_per_record == 1.0 and o.metrics.auc > 0.6, (o.result.attack, o.metrics.auc)
 
 
 def test_a_non_differentiable_surrogate_is_refused():

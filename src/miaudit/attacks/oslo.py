@@ -22,7 +22,8 @@ records: the radius whose decisions separate its members best (no target query, 
 Units: perturbations, step size and radii are RMS over features, in units of each feature's range
 in the attacker's data (:class:`miaudit.attacks.surrogate_gradients.InputBox`), clipped to that
 range. Shadow models: the audit's ``n_shadow_models`` (paired halves of the pool), the last
-``n_validation`` of them validation models, the rest source models (the authors use 9 + 3).
+``n_validation`` of them validation models, the rest source models (the authors use 9 + 3); an
+audit with one shadow model uses it as both (weaker: the stop rule then sees the source itself).
 
 Queries: ``n_queries`` per record (default 1, the paper's). With ``n_queries = k > 1`` the record
 is also queried at the examples for ``k`` validation thresholds log-spaced from ``max_threshold``
@@ -126,7 +127,8 @@ def validation_log_confidence(validation: list[Any], box: sg.InputBox, z: np.nda
     with torch.no_grad():
         for sl in sg.batches(len(y)):
             logp = F.log_softmax(sg.ensemble_logits(validation, box, torch.from_numpy(z[sl])), dim=2)
-            out[sl] = logp[:, torch.arange(len(logp[0])), torch.as_tensor(np.asarray(y[sl]), dtype=torch.long)].mean(dim=0).numpy()
+            yt = torch.as_tensor(np.asarray(y[sl]), dtype=torch.long)
+            out[sl] = logp[:, torch.arange(len(yt)), yt].mean(dim=0).numpy()
     return out
 
 
@@ -180,7 +182,7 @@ class OsloAttack(Attack):
 
     def fit(self, knowledge: AttackerKnowledge) -> "OsloAttack":
         surrogate, self.stand_in = sg.surrogate_knowledge(knowledge, self.name)
-        if knowledge.n_shadow_models <= self.n_validation:
+        if 1 < knowledge.n_shadow_models <= self.n_validation:
             raise ConfigError(
                 f"oslo needs more shadow models ({knowledge.n_shadow_models}) than validation models ({self.n_validation}): "
                 "raise n_shadow_models or lower n_validation"
@@ -188,7 +190,11 @@ class OsloAttack(Attack):
         assert knowledge.pool_x is not None and knowledge.pool_y is not None
         trained = train_shadow_models(surrogate, knowledge.n_shadow_models)
         modules = sg.torch_modules([s.model for s in trained], self.name)
-        self.source, self.validation = modules[: -self.n_validation], modules[-self.n_validation :]
+        # One shadow model (an audit that affords one): it is both source and validation model.
+        if len(modules) == 1:
+            self.source, self.validation = modules, modules
+        else:
+            self.source, self.validation = modules[: -self.n_validation], modules[-self.n_validation :]
         self.box = sg.InputBox.of(knowledge.pool_x)
         self.knowledge = knowledge
         return self
@@ -198,7 +204,9 @@ class OsloAttack(Attack):
             raise ConfigError("call fit() before score(): oslo crafts its queries on source and validation models")
         x, y = np.asarray(x), np.asarray(y)
         pseudo = sg.pseudo_target(self.knowledge, x, y, self.max_calibration, self.name)
-        self.radius, self.tried = sg.choose_radius(lambda r, pos, xs, ys: self._craft(r, xs, ys)[0], self.box, pseudo, x, y, self.radii)
+        self.radius, self.tried = sg.choose_radius(
+            lambda r, pos, xs, ys: self._craft(r, xs, ys)[0], self.box, pseudo, x, y, self.radii
+        )
         queries, reached = self._craft(self.radius, x, y)
         before = access.queries
         kept = sg.kept_fraction(access.predict_label, self.box, queries, x, y)

@@ -173,7 +173,9 @@ def pseudo_target(knowledge: AttackerKnowledge, x: np.ndarray, y: np.ndarray, ma
     return PseudoTarget(lambda q: np.asarray(m.predict_proba(q)).argmax(axis=1), idx, np.arange(2 * k) < k)
 
 
-def kept_fraction(labels_of: Callable[[np.ndarray], np.ndarray], box: InputBox, queries: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def kept_fraction(
+    labels_of: Callable[[np.ndarray], np.ndarray], box: InputBox, queries: np.ndarray, x: np.ndarray, y: np.ndarray
+) -> np.ndarray:
     """Per record, the fraction of its queries (``(T, n, dim)`` unit-cube points) labelled ``y``."""
     return np.stack([labels_of(as_query(box.from_unit(q), x)) == y for q in queries]).mean(axis=0)
 

@@ -14,7 +14,8 @@ optimised on the shadow models, then the target is asked once: member iff it ans
   halves of the pool plus the scored records, so each record is IN for half of them. The loss is
   ``sum_IN CE(f(x'), y) + alpha * sum_OUT CE(f(x'), y_wrong)``, ``y_wrong`` the OUT model's
   most likely wrong label at ``x``;
-- ``online=False`` (offline): shadow models on halves of the pool only, so every scored record is
+- ``online=False`` (offline; also what an audit with a single shadow model runs, ``details``
+  say so): shadow models on halves of the pool only, so every scored record is
   OUT for all of them; the loss is ``sum_OUT CE(f(x'), y_wrong) + alpha * mean((x' - x)^2)``,
   the smallest push that makes models without the record err.
 
@@ -175,6 +176,7 @@ class YoqoAttack(Attack):
                 raise ConfigError(f"yoqo option {flag} must be true or false, got {value!r}")
         self.tie_break = tie_break
         self.online = online
+        self.online_now = online
         self.steps = whole(self.name, "steps", steps)
         self.step_size = positive(self.name, "step_size", step_size)
         self.alpha = positive(self.name, "alpha", alpha)
@@ -194,7 +196,7 @@ class YoqoAttack(Attack):
     def _craft(self, modules: list[Any], in_mask: np.ndarray, radius: float, x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
         assert self.box is not None
         return yoqo_queries(
-            modules, self.box, x, y, in_mask, radius=radius, alpha=self.alpha, online=self.online, steps=self.steps,
+            modules, self.box, x, y, in_mask, radius=radius, alpha=self.alpha, online=self.online_now, steps=self.steps,
             step_size=self.step_size, n_snapshots=n,
         )  # fmt: skip
 
@@ -203,7 +205,9 @@ class YoqoAttack(Attack):
         self.knowledge, self.stand_in = sg.surrogate_knowledge(knowledge, self.name)
         assert knowledge.pool_x is not None
         self.box = sg.InputBox.of(knowledge.pool_x)
-        if not self.online:  # online references train in score(), on the pool and the scored records
+        # Online needs an IN and an OUT reference per record: an audit with one model runs offline.
+        self.online_now = self.online and knowledge.n_shadow_models >= 2
+        if not self.online_now:  # online references train in score(), on the pool and the scored records
             trained = train_shadow_models(self.knowledge, knowledge.n_shadow_models)
             self.shadows = sg.torch_modules([s.model for s in trained], self.name)
         return self
@@ -212,7 +216,7 @@ class YoqoAttack(Attack):
         if self.knowledge is None or self.box is None:
             raise ConfigError("call fit() before score(): yoqo crafts its queries on shadow models")
         x, y = np.asarray(x), np.asarray(y)
-        if self.online:
+        if self.online_now:
             refs = train_online_references(self.knowledge, x, y, self.knowledge.n_shadow_models)
             modules, in_mask = sg.torch_modules(refs.models, self.name), refs.in_candidates.T
         else:
@@ -227,12 +231,13 @@ class YoqoAttack(Attack):
         kept = sg.kept_fraction(access.predict_label, self.box, queries, x, y)
         scores, threshold = kept, 0.5
         if self.tie_break:  # a kept label counts more, a lost one less, the better the query fits the error zone
-            fit = error_zone_fit(modules, self.box, x, queries[-1], y, in_mask, alpha=self.alpha, online=self.online)
+            fit = error_zone_fit(modules, self.box, x, queries[-1], y, in_mask, alpha=self.alpha, online=self.online_now)
             scores, threshold = sg.tie_broken(kept, np.where(kept >= 0.5, fit, -fit), self.n_queries)
         shift = np.sqrt(((queries[-1] - self.box.to_unit(x)) ** 2).mean(axis=1))
         return self._result(
             access, before, len(y), scores, threshold=threshold, threshold_source="fixed by the attack",
-            details={"tie_break": self.tie_break, "online": self.online, "shadow_models": len(modules), "queries_per_record": self.n_queries,
+            details={"tie_break": self.tie_break, "online": self.online_now, "shadow_models": len(modules),
+                     "queries_per_record": self.n_queries,
                      "radius": self.radius, "radii_tried_pseudo_target_balanced_accuracy": self.tried,
                      "mean_rms_shift": float(shift.mean()), "stand_in_shadows": self.stand_in},
         )  # fmt: skip
