@@ -176,7 +176,7 @@ def test_label_output_runs_label_only_attacks_and_skips_the_rest(tmp_path):
     )
     result = run_audit(config, progress=False)
     ran = {o.result.attack for o in result.outcomes}
-    assert ran == {"correctness", *LABEL_ONLY}
+    assert ran == {"correctness", *LABEL_ONLY, "yoqo", "oslo"}
     assert "nsh" in result.skipped and "blindmi-bi" in result.skipped and "nn" in result.skipped
     for o in result.outcomes:
         assert o.queries == round(o.result.queries_per_record * len(result.is_member))

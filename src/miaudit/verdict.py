@@ -46,7 +46,7 @@ HEADLINE_ORDER: tuple[str, ...] = (
     "qmia", "nn", "shadow-training",
     "loss-class", "loss", "modified-entropy", "entropy", "confidence", "ml-leaks-1",
     "ml-leaks-2", "ml-leaks-3", "blindmi-diff-w", "blindmi-diff-wo", "blindmi-bi", "nsh",
-    "label-boundary", "label-augmentation", "label-noise", "correctness",
+    "label-boundary", "oslo", "yoqo", "label-augmentation", "label-noise", "correctness",
 )  # fmt: skip
 
 

@@ -18,9 +18,11 @@ from miaudit.attacks import (  # noqa: F401  (registration)
     modified_entropy,
     nn_attack,
     nsh_whitebox,
+    oslo,
     qmia,
     rmia,
     shadow_training,
+    yoqo,
 )
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec

@@ -19,3 +19,10 @@ def fraction(attack: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < 1:
         raise ConfigError(f"{attack} option {name} must be a number in (0, 1), got {value!r}")
     return float(value)
+
+
+def positive(attack: str, name: str, value: object) -> float:
+    """``value`` as a finite float > 0, or a one-line ConfigError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < float("inf"):
+        raise ConfigError(f"{attack} option {name} must be a positive number, got {value!r}")
+    return float(value)
