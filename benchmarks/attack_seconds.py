@@ -7,9 +7,10 @@ mean ± std over several (``--seeds 0 1 2``; each seed is its own split, target 
 
     MIAUDIT_DATA_DIR=../shared/data OMP_NUM_THREADS=1 .venv/bin/python benchmarks/attack_seconds.py \
         --dataset location30 --attacks loss-trajectory,loss,rmia [--attack-option qmia:cross_fit=5] \
-        [--reference-models 16] [--seeds 0 1 2] [--threat-model gray-box]
+        [--reference-models 16] [--seeds 0 1 2] [--threat-model gray-box] [--records 500]
 
-``--reference-models`` is the audit's (shadow models and online references; default the audit's).
+``--reference-models`` is the audit's (shadow models and online references; default the audit's);
+``--records N`` cuts the split to N members, N non-members and a pool of 2N (a CPU budget).
 Queries per record count every record the attack sent to the target (its pool or population
 included) divided by the records it scored.
 """
@@ -22,6 +23,7 @@ import time
 import numpy as np
 
 from miaudit.cli.audit_cmd import parse_attack_options
+from miaudit.data.split import SplitSizes
 from miaudit.experiments import AuditConfig
 from miaudit.experiments.audit import prepare_audit, run_attack
 
@@ -29,10 +31,12 @@ from miaudit.experiments.audit import prepare_audit, run_attack
 def one_seed(args: argparse.Namespace, seed: int) -> dict[str, tuple[float, float | None, float, float] | str]:
     """Per attack: (AUC, TPR@1%FPR or None, queries per record, seconds), or why it was skipped."""
     attacks = tuple(a for a in args.attacks.split(",") if a)
-    models = {} if args.reference_models is None else {"n_shadow_models": args.reference_models}
+    extra: dict = {} if args.reference_models is None else {"n_shadow_models": args.reference_models}
+    if args.records is not None:
+        extra["split"] = SplitSizes(args.records, args.records, 2 * args.records, 0)
     config = AuditConfig(dataset=args.dataset, attacks=attacks, seed=seed, n_bootstrap=0, use_cache=False,
                          threat_model=args.threat_model, attack_options=parse_attack_options(args.attack_option),
-                         **models)  # fmt: skip
+                         **extra)  # fmt: skip
     setup = prepare_audit(config, progress=False)
     rows: dict[str, tuple[float, float | None, float, float] | str] = {}
     try:
@@ -71,6 +75,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threat-model", default="gray-box")
     parser.add_argument("--reference-models", type=int, default=None, help="as miaudit audit's (default: the audit's)")
+    parser.add_argument("--records", type=int, default=None, help="members (= non-members; pool 2x); default: the audit's split")
     parser.add_argument("--attack-option", action="append", default=[], metavar="ATTACK:KEY=VALUE", help="as miaudit audit's (repeatable)")
     args = parser.parse_args()
     seeds = [args.seed] if args.seed is not None else args.seeds
