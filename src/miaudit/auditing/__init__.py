@@ -1,0 +1,10 @@
+"""Epsilon lower bounds (and one estimate) from membership scores; one module per method.
+
+``BOUNDS`` maps a method's name to its entry function, each returning a :class:`BoundResult`:
+``clopper-pearson`` (lower bound), ``gdp`` (estimate), ``one-run`` (lower bound). Epsilon in nats.
+"""
+
+from miaudit.auditing import clopper_pearson, gdp, one_run  # noqa: F401  (register the methods)
+from miaudit.auditing.base import BOUNDS, BoundResult
+
+__all__ = ["BOUNDS", "BoundResult"]
