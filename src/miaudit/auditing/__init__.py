@@ -7,4 +7,4 @@
 from miaudit.auditing import clopper_pearson, gdp, one_run  # noqa: F401  (register the methods)
 from miaudit.auditing.base import BOUNDS, BoundResult
 
-__all__ = ["BOUNDS", "BoundResult"]
+__all__ = ["BOUNDS", "BoundResult", "clopper_pearson", "gdp", "one_run"]
