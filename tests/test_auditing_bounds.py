@@ -13,20 +13,8 @@ from miaudit.auditing.base import split_halves
 from miaudit.auditing.clopper_pearson import clopper_pearson_bound, cp_interval, cp_upper
 from miaudit.auditing.gdp import gdp_delta, gdp_epsilon, gdp_estimate, mu_from_rates
 from miaudit.auditing.one_run import epsilon_lower_bound, one_run_bound, p_value
+from miaudit.auditing.simulate import randomized_response_canaries as randomized_response
 from miaudit.errors import ConfigError, InputError
-
-
-def randomized_response(eps: float, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Canaries with fair coins; each score tells the coin with probability e^eps / (1 + e^eps).
-
-    The released bit is eps-DP randomized response of the coin; a uniform jitter in [0, 0.5)
-    orders ties without carrying information.
-    """
-    rng = np.random.default_rng(seed)
-    coins = rng.random(m) < 0.5
-    truthful = rng.random(m) < special.expit(eps)
-    bit = np.where(truthful, coins, ~coins).astype(np.float64)
-    return bit + 0.5 * rng.random(m), coins
 
 
 def test_registry_names_the_methods() -> None:
