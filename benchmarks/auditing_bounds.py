@@ -29,9 +29,13 @@ import time
 
 import numpy as np
 
-from miaudit.auditing.clopper_pearson import candidate_thresholds, clopper_pearson_bound, epsilon_per_threshold
-from miaudit.auditing.gdp import _mu_at, gdp_epsilon, gdp_estimate
-from miaudit.auditing.clopper_pearson import threshold_counts
+from miaudit.auditing.clopper_pearson import (
+    candidate_thresholds,
+    clopper_pearson_bound,
+    epsilon_per_threshold,
+    threshold_counts,
+)
+from miaudit.auditing.gdp import gdp_epsilon, gdp_estimate, mu_at_counts
 from miaudit.auditing.one_run import correct_guesses, epsilon_lower_bound, guess_pairs, one_run_bound, ranking
 from miaudit.auditing.simulate import randomized_response_canaries
 
@@ -52,7 +56,7 @@ def same_data_one_run(scores: np.ndarray, coins: np.ndarray, seed: int) -> float
 
 def same_data_gdp(scores: np.ndarray, coins: np.ndarray, delta: float) -> float:
     """GDP estimate at the threshold with the largest mu, chosen and reported on all scores."""
-    mus = _mu_at(threshold_counts(scores, coins, candidate_thresholds(scores, 200)))
+    mus = mu_at_counts(threshold_counts(scores, coins, candidate_thresholds(scores, 200)))
     return gdp_epsilon(float(np.max(mus)), delta)
 
 

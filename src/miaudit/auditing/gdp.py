@@ -68,7 +68,8 @@ def gdp_epsilon(mu: float, delta: float) -> float:
     return float(optimize.brentq(lambda e: gdp_delta(e, mu) - delta, 0.0, hi, xtol=1e-12, rtol=1e-12))
 
 
-def _mu_at(counts: dict[str, np.ndarray]) -> np.ndarray:
+def mu_at_counts(counts: dict[str, np.ndarray]) -> np.ndarray:
+    """mu from threshold counts (``tp``, ``fp``, ``fn``, ``tn`` arrays), a zero count taken as 1/2."""
     n_non = counts["fp"] + counts["tn"]
     n_mem = counts["tp"] + counts["fn"]
     fpr = np.clip(counts["fp"], 0.5, n_non - 0.5) / n_non
@@ -107,11 +108,11 @@ def gdp_estimate(
     else:
         select, report = split_halves(y, seed)
         cands = candidate_thresholds(s[select], max_candidates)
-        mus = _mu_at(threshold_counts(s[select], y[select], cands))
+        mus = mu_at_counts(threshold_counts(s[select], y[select], cands))
         chosen = float(cands[int(np.argmax(mus))])
         how = f"maximised mu over {len(cands)} thresholds on a seeded selection half ({len(select)} records, seed {seed}); reported on the other half"
     c = {k: int(v[0]) for k, v in threshold_counts(s[report], y[report], np.array([chosen])).items()}
-    mu = float(_mu_at({k: np.array([v]) for k, v in c.items()})[0])
+    mu = float(mu_at_counts({k: np.array([v]) for k, v in c.items()})[0])
     return BoundResult(
         method="gdp",
         epsilon=gdp_epsilon(mu, delta),
