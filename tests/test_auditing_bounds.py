@@ -121,7 +121,7 @@ def test_one_run_p_value_and_bound() -> None:
     assert p_value(m, r, v, 1.0, 0.0) == pytest.approx(stats.binom.sf(v - 1, r, special.expit(1.0)))
     q = optimize.brentq(lambda q: stats.binom.sf(v - 1, r, q) - (1 - c), 0.5, 1 - 1e-12)
     assert epsilon_lower_bound(m, r, v, 0.0, c) == pytest.approx(float(special.logit(q)), abs=1e-7)
-    # delta > 0 only adds the 2 m delta max_i P[v > B >= v - i] / i term (Theorem 3), so the bound falls
+    # delta > 0 only adds the 2 m delta max_i P[v > B >= v - i] / i term, so the bound falls
     i = np.arange(1, v + 1)
     qq = special.expit(1.0)
     extra = np.max(np.cumsum(stats.binom.pmf(v - i, r, qq)) / i) * 2 * m * 1e-4

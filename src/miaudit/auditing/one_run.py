@@ -3,7 +3,7 @@
 Each of ``m`` canaries is included in training independently with probability 1/2 (its secret
 coin ``S_i``). The auditor ranks the canaries by score, guesses the top ``k+`` IN and the bottom
 ``k-`` OUT and abstains on the rest; ``v`` of the ``r = k+ + k-`` guesses are correct. Under
-(epsilon, delta)-DP (Theorem 3 of the paper, the p-value of their Algorithm 2 / appendix code),
+(epsilon, delta)-DP (their main theorem, guesses with abstention, as their appendix code computes it),
 
     P[v correct or more] <= P[Binomial(r, q) >= v] + 2 m delta max_{i = 1..v} P[v > Binomial(r, q) >= v - i] / i,
 
@@ -34,7 +34,7 @@ from miaudit.auditing.base import (
 from miaudit.errors import ConfigError
 from miaudit.seeds import stream_rng
 
-PAPER = "Steinke, Nasr & Jagielski 2023 (NeurIPS), Theorem 3 / Algorithm 2"
+PAPER = "Steinke, Nasr & Jagielski 2023 (NeurIPS), main theorem with abstention"
 GUESS_FRACTIONS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 """Default grid: k+ and k- each a fraction of the canaries (pairs with k+ + k- in [1, m])."""
 BISECTION_STEPS = 40
@@ -48,7 +48,7 @@ def _check_counts(m: int, r: int, v: int) -> None:
 def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
     """Upper bound on P[at least v of r guesses correct] among m canaries under (epsilon, delta)-DP.
 
-    Theorem 3 of Steinke, Nasr & Jagielski (2023); epsilon in nats. Capped at 1.
+    The main theorem of Steinke, Nasr & Jagielski (2023), abstention case; epsilon in nats. Capped at 1.
     """
     _check_counts(m, r, v)
     q = float(special.expit(epsilon))
