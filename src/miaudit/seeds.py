@@ -29,6 +29,7 @@ STREAM_TAGS: dict[str, int] = {
     "study/classes": 0xC1A5,  # which classes the number-of-classes study keeps
     "many-targets/subset": 0x3A7,  # the records and model seeds of the many-target protocol
     "many-targets/order": 0x7E5,  # the order of each target's references
+    "auditing/split": 0xB0D5,  # auditing/base.py: the selection and reporting halves of an epsilon bound's scores
 }
 # Streams laid out tag first (np.random.SeedSequence([tag, *extra])): they depend on no seed.
 TAG_FIRST: dict[str, int] = {"study/subsample": 0x57D1}

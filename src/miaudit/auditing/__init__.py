@@ -1,0 +1,12 @@
+"""Epsilon lower bounds (and one estimate) from membership scores; one module per method.
+
+``simulate.randomized_response_canaries`` gives known-answer canaries (exactly epsilon-DP scores).
+
+``BOUNDS`` maps a method's name to its entry function, each returning a :class:`BoundResult`:
+``clopper-pearson`` (lower bound), ``gdp`` (estimate), ``one-run`` (lower bound). Epsilon in nats.
+"""
+
+from miaudit.auditing import clopper_pearson, gdp, one_run  # noqa: F401  (register the methods)
+from miaudit.auditing.base import BOUNDS, BoundResult
+
+__all__ = ["BOUNDS", "BoundResult", "clopper_pearson", "gdp", "one_run"]
