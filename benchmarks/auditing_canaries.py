@@ -7,7 +7,9 @@ drawn from; each canary is IN with probability 1/2 (seeded coins). Each row trai
 (miaudit's Location30 default; DP-SGD with :data:`miaudit.defenses.dpsgd.DP_RECIPE`, PRV
 accountant, delta 1e-5) and reports the loss attack's AUC over the m canaries' coins (log p_y,
 no reference models), the accountant's epsilon (claimed, for the fault rows), the epsilon of the
-noise really added, and seconds. Example:
+noise really added, and seconds. ``--multi-runs R`` adds the classical audit's row: R
+non-private models in one ModelBank, the seed's first canary IN on each run's coin, AUC over the
+R coins. Example:
 ``python benchmarks/auditing_canaries.py --base 1000 --m 500 --eps 1/4/8 --seeds 0``.
 """
 
@@ -21,11 +23,16 @@ from pathlib import Path
 import numpy as np
 
 from miaudit.auditing.canaries import make_canaries
-from miaudit.auditing.runs import AuditTraining, DPTraining, one_run
+from miaudit.auditing.runs import AuditTraining, DPTraining, multi_run, one_run
 from miaudit.data import load_dataset
 from miaudit.metrics import auc
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _numbers(text: str) -> list[float]:
+    """Slash-separated numbers; '' gives none."""
+    return [float(v) for v in text.split("/") if v.strip()]
 
 
 def main() -> None:
@@ -36,11 +43,12 @@ def main() -> None:
     parser.add_argument("--eps", default="1/4/8", help="DP-SGD target epsilons, slash-separated")
     parser.add_argument("--fault", default="1", help="target epsilons also run with the noise/10 fault, slash-separated ('' for none)")
     parser.add_argument("--seeds", default="0", help="seeds (canaries, coins, model), slash-separated")
+    parser.add_argument("--multi-runs", type=int, default=0, help="also the multi-run audit: R non-private models (ModelBank), one canary")
     args = parser.parse_args()
     ds = load_dataset("location30", os.environ.get("MIAUDIT_DATA_DIR") or SHARED_DATA, download=False)
     rows: list[tuple[str, float | None, DPTraining | None]] = [("non-private", None, None)]
-    rows += [(f"dpsgd eps {e:g}", e, DPTraining(epsilon=e)) for e in map(float, args.eps.split("/")) if args.eps]
-    rows += [(f"FAULT eps {e:g} noise/10", e, DPTraining(epsilon=e, noise_divisor=10)) for e in map(float, args.fault.split("/")) if args.fault]
+    rows += [(f"dpsgd eps {e:g}", e, DPTraining(epsilon=e)) for e in _numbers(args.eps)]
+    rows += [(f"FAULT eps {e:g} noise/10", e, DPTraining(epsilon=e, noise_divisor=10)) for e in _numbers(args.fault)]
     print(f"Location30, {args.base} base records + m={args.m} {args.kind} canaries (coins 1/2), MLP, loss attack (log p_y)")
     print(f"{'training':<24} {'seed':>4} {'IN':>4} {'AUC':>6} {'eps (accountant)':>17} {'eps of real noise':>18} {'s':>6}")
     for seed in map(int, args.seeds.split("/")):
@@ -56,6 +64,15 @@ def main() -> None:
             real = report.get("epsilon_of_actual_noise", result.epsilon)
             real_s = "-" if real is None else f"{real:.3f}"
             print(f"{label:<24} {seed:>4} {int(canaries.coins.sum()):>4} {auc(result.scores, canaries.coins):>6.3f} {eps:>17} {real_s:>18} {seconds:>6.1f}", flush=True)
+        if args.multi_runs:
+            start = time.perf_counter()
+            multi = multi_run(
+                ds.x[base], ds.y[base], canaries.x[:1], canaries.y[:1], runs=args.multi_runs,
+                num_classes=ds.num_classes, seed=seed, kind=args.kind,
+            )  # fmt: skip
+            seconds = time.perf_counter() - start
+            label = f"multi-run R={args.multi_runs}"
+            print(f"{label:<24} {seed:>4} {int(multi.coins.sum()):>4} {auc(multi.scores, multi.coins):>6.3f} {'-':>17} {'-':>18} {seconds:>6.1f}", flush=True)
 
 
 if __name__ == "__main__":
