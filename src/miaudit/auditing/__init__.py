@@ -1,9 +1,10 @@
-"""Epsilon lower bounds (and one estimate) from membership scores; one module per method.
-
-``simulate.randomized_response_canaries`` gives known-answer canaries (exactly epsilon-DP scores).
+"""Empirical privacy auditing: canaries (``canaries``), the training runs that insert them
+(``runs``), and epsilon lower bounds (and one estimate) from membership scores, one module per
+method.
 
 ``BOUNDS`` maps a method's name to its entry function, each returning a :class:`BoundResult`:
 ``clopper-pearson`` (lower bound), ``gdp`` (estimate), ``one-run`` (lower bound). Epsilon in nats.
+``simulate.randomized_response_canaries`` gives known-answer canaries (exactly epsilon-DP scores).
 """
 
 from miaudit.auditing import clopper_pearson, gdp, one_run  # noqa: F401  (register the methods)

@@ -1,0 +1,306 @@
+"""The training runs an empirical privacy audit needs: canaries in, scores out.
+
+Two modes (issue 17):
+
+- **one run** (Steinke, Nasr & Jagielski, "Privacy Auditing with One (1) Training Run",
+  NeurIPS 2023): ONE target trained on the base records plus every canary whose coin is IN;
+  the audit attack scores all ``m`` canaries, and the bound is computed from how well the scores
+  guess the ``m`` coins (:func:`one_run`);
+- **multi run** (the classical audit: Jagielski et al., NeurIPS 2020; Nasr et al., S&P 2021):
+  ``R`` models, model ``r`` trained on the base records plus ONE fixed canary when run ``r``'s coin
+  is IN; the attack scores the canary on each model (:func:`multi_run`).
+
+Training goes through miaudit's normal paths: undefended models through the ModelBank
+(:func:`miaudit.attacks.train_models.train_many`, all ``R`` models of the multi-run audit in one
+bank), DP-SGD through the registered ``dpsgd`` defense (:mod:`miaudit.defenses.dpsgd`, Opacus),
+whose accountant reports the epsilon the audit's lower bound is compared with.
+
+Threat model of the audit attack: it sees the trained model's probability vectors (or, for a
+white-box attack, its parameters) and the canaries, and no reference models: any registered attack
+with an uncalibrated mode (``loss``, ``confidence``, ``entropy``, ...) scores the canaries,
+higher = more likely IN. The default, ``loss``, scores log p_y (nats; Yeom et al., CSF 2018).
+
+Fault injection for auditing the auditor: :class:`DPTraining` with ``noise_divisor=10`` trains
+DP-SGD with a noise multiplier ten times smaller than the one it *claims*, and reports the
+accountant's epsilon of the claimed multiplier. A sound lower bound must then exceed the claimed
+epsilon (given enough canaries); a bound that never does cannot catch a broken implementation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from miaudit.auditing.canaries import CanarySet, check_count, draw_coins
+from miaudit.errors import ConfigError, InputError
+
+#: The stream each multi-run model's seed is derived from (hash-derived, see miaudit.models.seeding).
+_RUN_SEED_STREAM = "auditing/run-seed"
+
+
+@dataclass(frozen=True)
+class DPTraining:
+    """DP-SGD settings of an audited run: the ``dpsgd`` defense's parameters (``epsilon`` *or*
+    ``noise_multiplier``, ``delta``, and any recipe change such as ``epochs`` or ``lr`` in
+    ``params``).
+
+    ``noise_divisor`` > 1 is a deliberate FAULT, for testing auditors only: the claimed noise
+    multiplier sigma (given, or the one the accountant finds for ``epsilon``) is what the reported
+    epsilon is computed from, while the noise actually added has multiplier sigma / noise_divisor.
+    """
+
+    epsilon: float | None = 8.0
+    noise_multiplier: float | None = None
+    delta: float = 1e-5
+    params: dict[str, Any] = field(default_factory=dict)
+    noise_divisor: float = 1.0
+
+    def defense_params(self) -> dict[str, Any]:
+        """The ``dpsgd`` defense's parameters these settings stand for (claimed noise)."""
+        return {"epsilon": self.epsilon, "noise_multiplier": self.noise_multiplier, "delta": self.delta, **self.params}
+
+
+@dataclass(frozen=True)
+class AuditTraining:
+    """How every audited model is trained and scored: ``model`` (a :func:`miaudit.models.model_names`
+    name) with architecture ``options`` and ``recipe`` (a :class:`~miaudit.models.TrainingRecipe`,
+    default the data set's non-private one), DP-SGD when ``dp`` is given, and the registered
+    ``attack`` (see :func:`scoring_attacks`) that scores the canaries."""
+
+    model: str = "mlp"
+    options: dict[str, Any] | None = None
+    recipe: Any = None
+    dp: DPTraining | None = None
+    attack: str = "loss"
+
+
+@dataclass(frozen=True)
+class OneRunResult:
+    """One target and its canaries: ``scores`` (float64 (m,), higher = IN by the attack),
+    ``coins`` (bool (m,), the truth), the accountant's ``epsilon`` (None when non-private; with a
+    fault injected, the *claimed* epsilon), and the training report (``info``)."""
+
+    model: Any
+    canaries: CanarySet
+    scores: np.ndarray
+    attack: str
+    epsilon: float | None
+    delta: float | None
+    info: dict[str, Any]
+
+    @property
+    def coins(self) -> np.ndarray:
+        return self.canaries.coins
+
+
+@dataclass(frozen=True)
+class MultiRunResult:
+    """``R`` runs of one canary: ``scores[r]`` is the attack's score of the canary on model r,
+    ``coins[r]`` whether run r trained on it; ``epsilons[r]`` the accountant's epsilon of run r
+    (None when non-private)."""
+
+    canary_x: np.ndarray
+    canary_y: np.ndarray
+    kind: str
+    scores: np.ndarray
+    coins: np.ndarray
+    attack: str
+    epsilons: list[float | None]
+    delta: float | None
+    seed: int
+    info: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able: kind, seed, label, coins, scores and epsilons."""
+        return {
+            "kind": self.kind, "seed": int(self.seed), "runs": len(self.coins), "label": int(self.canary_y[0]),
+            "coins": [int(c) for c in self.coins], "scores": [float(s) for s in self.scores],
+            "attack": self.attack, "epsilons": self.epsilons, "delta": self.delta,
+        }  # fmt: skip
+
+
+def scoring_attacks() -> list[str]:
+    """Registered attacks that score records without shadow or reference models."""
+    from miaudit.attacks import ATTACKS  # the package registers every attack
+
+    return [name for name, cls in ATTACKS.items() if cls.uncalibrated_requirements is not None]
+
+
+def score_canaries(model: Any, x: np.ndarray, y: np.ndarray, attack: str = "loss") -> np.ndarray:
+    """Scores (float64, higher = member) of records ``(x, y)`` on ``model`` by registered attack
+    ``attack`` in its uncalibrated mode, queried through a white-box :class:`TargetAccess`."""
+    from miaudit.attacks.base import ATTACKS
+    from miaudit.targets.access import TargetAccess
+    from miaudit.threat import THREAT_MODELS
+
+    _check_attack(attack)
+    access = TargetAccess(model, THREAT_MODELS.get("white-box"), input_shape=tuple(np.shape(x)[1:]))
+    return np.asarray(ATTACKS.get(attack)().uncalibrated().score(access, x, y).scores, dtype=np.float64)
+
+
+def _check_attack(attack: str) -> None:
+    valid = scoring_attacks()
+    if attack not in valid:
+        raise ConfigError(f"attack {attack!r} cannot score canaries without reference models; choose one of: {', '.join(valid)}")
+
+
+def _check_base(x: np.ndarray, y: np.ndarray, cx: np.ndarray, cy: np.ndarray, num_classes: int) -> None:
+    if np.ndim(x) < 2 or np.ndim(y) != 1 or len(x) != len(y) or len(x) == 0:
+        raise InputError(f"base records: x must be (n, features...) and y (n,) with n >= 1, got {np.shape(x)} and {np.shape(y)}")
+    if tuple(np.shape(cx)[1:]) != tuple(np.shape(x)[1:]):
+        raise InputError(f"canaries are shaped {np.shape(cx)[1:]} per record, the base records {np.shape(x)[1:]}")
+    if len(cy) and (int(np.min(cy)) < 0 or int(np.max(cy)) >= num_classes):
+        raise InputError(f"canary labels must lie in [0, {num_classes})")
+
+
+def _task(x: np.ndarray, y: np.ndarray, idx: np.ndarray, num_classes: int, seed: int, model: str,
+          options: dict[str, Any] | None, recipe: Any) -> Any:  # fmt: skip
+    from miaudit.defenses.base import TrainingTask
+    from miaudit.models import TrainingRecipe
+
+    return TrainingTask(
+        x=x, y=y, private_idx=idx, reference_idx=None, num_classes=num_classes, seed=seed, model=model,
+        options=dict(options or {}), recipe=recipe or TrainingRecipe(),
+    )  # fmt: skip
+
+
+def train_private(task: Any, dp: DPTraining) -> tuple[Any, dict[str, Any]]:
+    """One DP-SGD model of ``task`` (its ``private_idx``) through the ``dpsgd`` defense; returns
+    (classifier, report). With ``dp.noise_divisor`` > 1 (the FAULT), the report's ``epsilon`` is
+    the accountant's for the claimed noise multiplier, ``actual_noise_multiplier`` the one used
+    and ``epsilon_of_actual_noise`` what the accountant gives for it."""
+    from miaudit.defenses import DEFENSES
+    from miaudit.defenses.dpsgd import train_dp
+    from miaudit.defenses.training import require_torch_model, torch_classifier
+
+    if not (isinstance(dp.noise_divisor, int | float) and math.isfinite(dp.noise_divisor) and dp.noise_divisor >= 1):
+        raise ConfigError(f"noise_divisor must be a number >= 1 (1 = correct DP-SGD), got {dp.noise_divisor!r}")
+    defense = DEFENSES.get("dpsgd")(**dp.defense_params())  # validates the parameters
+    if dp.noise_divisor == 1:
+        built = defense.build(task)
+        return built.model, dict(built.info)
+    require_torch_model(task, "dpsgd")
+    params = dict(defense.params)
+    claimed = params["noise_multiplier"]
+    if claimed is None:
+        claimed = _noise_for_epsilon(params, len(task.private_idx))
+    actual = float(claimed) / float(dp.noise_divisor)
+    module, info = train_dp(task, {**params, "epsilon": None, "noise_multiplier": actual})
+    info["epsilon_of_actual_noise"] = info["epsilon"]
+    info["actual_noise_multiplier"] = actual
+    info["claimed_noise_multiplier"] = float(claimed)
+    info["noise_multiplier"] = float(claimed)
+    info["epsilon"] = _epsilon_of(params["accountant"], [(float(claimed), r, n) for _, r, n in info["accountant_history"]], params["delta"])
+    info["fault"] = f"noise multiplier divided by {dp.noise_divisor:g} behind the accountant's back (auditor soundness test)"
+    return torch_classifier(module, task), info
+
+
+def _noise_for_epsilon(params: dict[str, Any], records: int) -> float:
+    """The noise multiplier Opacus' ``make_private_with_epsilon`` would choose for ``params``:
+    sample rate 1 / (batches per epoch), ``epochs`` epochs, the same accountant."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    batch = min(int(params["batch_size"]), records)
+    return float(get_noise_multiplier(
+        target_epsilon=params["epsilon"], target_delta=params["delta"], sample_rate=1 / math.ceil(records / batch),
+        epochs=int(params["epochs"]), accountant=params["accountant"],
+    ))  # fmt: skip
+
+
+def _epsilon_of(accountant: str, history: list[tuple[float, float, int]], delta: float) -> float:
+    """The accountant's epsilon at ``delta`` for a history of (noise multiplier, sample rate, steps)."""
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant(accountant)
+    acc.history = list(history)
+    return float(acc.get_epsilon(delta))
+
+
+def one_run(
+    x: np.ndarray,
+    y: np.ndarray,
+    canaries: CanarySet,
+    *,
+    num_classes: int,
+    seed: int = 0,
+    training: AuditTraining | None = None,
+) -> OneRunResult:
+    """Steinke et al.'s one-run audit's training: one model on the base records ``(x, y)`` plus
+    the canaries whose coin is IN, undefended (``dp=None``: ``fit_classifier``, the ModelBank)
+    or DP-SGD (``dp``); then ``attack``'s scores of all ``m`` canaries (see the module docstring)."""
+    from miaudit.models import fit_classifier
+
+    t = training or AuditTraining()
+    model, options, recipe, dp, attack = t.model, t.options, t.recipe, t.dp, t.attack
+    _check_base(x, y, canaries.x, canaries.y, num_classes)
+    _check_attack(attack)
+    inside = canaries.inside
+    all_x = np.concatenate([np.asarray(x, dtype=np.float32), canaries.x[inside]])
+    all_y = np.concatenate([np.asarray(y, dtype=np.int64), canaries.y[inside]])
+    idx = np.arange(len(all_y), dtype=np.int64)
+    info: dict[str, Any] = {"base_records": int(len(y)), "canaries_in": int(len(inside)), "model": model}
+    if dp is None:
+        clf = fit_classifier(model, all_x, all_y, num_classes=num_classes, seed=seed, recipe=recipe, options=options, progress=False)
+        epsilon, delta = None, None
+    else:
+        clf, report = train_private(_task(all_x, all_y, idx, num_classes, seed, model, options, recipe), dp)
+        info["dpsgd"] = report
+        epsilon, delta = float(report["epsilon"]), float(report["delta"])
+    scores = score_canaries(clf, canaries.x, canaries.y, attack)
+    return OneRunResult(clf, canaries, scores, attack, epsilon, delta, info)
+
+
+def multi_run(
+    x: np.ndarray,
+    y: np.ndarray,
+    canary_x: np.ndarray,
+    canary_y: np.ndarray,
+    *,
+    runs: int,
+    num_classes: int,
+    seed: int = 0,
+    kind: str = "given",
+    training: AuditTraining | None = None,
+) -> MultiRunResult:
+    """The classical audit's training: ``runs`` models on the base records ``(x, y)``, model r
+    with the ONE canary ``(canary_x[0], canary_y[0])`` added when coin r (:func:`draw_coins` of
+    ``seed``) is IN, each with its own seed derived from ``seed``; undefended models train at once in the ModelBank,
+    DP-SGD models one after another. Returns ``attack``'s score of the canary on every model."""
+    runs = check_count(runs, "runs")
+    t = training or AuditTraining()
+    model, options, recipe, dp, attack = t.model, t.options, t.recipe, t.dp, t.attack
+    cx = np.asarray(canary_x, dtype=np.float32)
+    cy = np.asarray(canary_y, dtype=np.int64).reshape(-1)
+    if len(cx) != 1 or len(cy) != 1:
+        raise InputError(f"the multi-run audit takes one canary, got {len(cx)} records and {len(cy)} labels")
+    _check_base(x, y, cx, cy, num_classes)
+    _check_attack(attack)
+    from miaudit.models.seeding import derive_seed
+
+    coins = draw_coins(runs, seed)
+    all_x = np.concatenate([np.asarray(x, dtype=np.float32), cx])
+    all_y = np.concatenate([np.asarray(y, dtype=np.int64), cy])
+    base = np.arange(len(y), dtype=np.int64)
+    subsets = [np.append(base, len(y)) if c else base for c in coins]
+    seeds = [derive_seed(seed, f"{_RUN_SEED_STREAM}/{r}") % (2**32) for r in range(runs)]
+    infos: list[dict[str, Any]] = []
+    if dp is None:
+        from miaudit.attacks.train_models import train_many
+        from miaudit.models import TrainingRecipe
+
+        models = train_many(model, all_x, all_y, subsets, seeds, num_classes=num_classes, recipe=recipe or TrainingRecipe(), options=options)
+        epsilons: list[float | None] = [None] * runs
+        delta = None
+    else:
+        models, epsilons = [], []
+        for sub, s in zip(subsets, seeds, strict=True):
+            clf, report = train_private(_task(all_x, all_y, sub, num_classes, s, model, options, recipe), dp)
+            models.append(clf)
+            epsilons.append(float(report["epsilon"]))
+            infos.append(report)
+        delta = float(dp.delta)
+    scores = np.array([score_canaries(m, cx, cy, attack)[0] for m in models], dtype=np.float64)
+    return MultiRunResult(cx, cy, kind, scores, coins, attack, epsilons, delta, int(seed), infos)
