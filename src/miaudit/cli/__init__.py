@@ -20,6 +20,7 @@ from miaudit.cli import (
     defend_cmd,
     many_targets_cmd,
     own_cmd,
+    privacy_audit_cmd,
     registry_cmds,
     report_cmd,
     reproduce_cmd,
@@ -32,7 +33,7 @@ from miaudit.cli.errors import quiet_warnings, report_failure
 from miaudit.limits import parse_limit, use_limits
 
 _MODULES = (
-    audit_cmd, datasets_cmd, defend_cmd, many_targets_cmd, own_cmd, registry_cmds, report_cmd,
+    audit_cmd, datasets_cmd, defend_cmd, many_targets_cmd, own_cmd, privacy_audit_cmd, registry_cmds, report_cmd,
     reproduce_cmd, run_cmd, serve_cmd, study_cmd,
 )  # importing them fills COMMANDS
 
