@@ -4,6 +4,7 @@ fault-injected DP-SGD (claimed noise ten times the real one) separating clearly 
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -97,6 +98,8 @@ def test_one_run_without_dp_memorises_mislabelled_canaries(location30) -> None:
     assert isinstance(result.canaries, CanarySet) and result.epsilon is None
     assert result.scores.shape == (CANARIES,) and result.info["canaries_in"] == int(canaries.coins.sum())
     assert auc(result.scores, canaries.coins) > 0.9
+    meta = json.loads(json.dumps(result.to_json()))
+    assert meta["canaries"]["coins"] == [int(c) for c in canaries.coins] and len(meta["scores"]) == CANARIES
 
 
 def _dp_run(location30, divisor: float) -> tuple[float, float, dict]:
@@ -105,6 +108,7 @@ def _dp_run(location30, divisor: float) -> tuple[float, float, dict]:
     dp = DPTraining(epsilon=1.0, noise_divisor=divisor)
     result = one_run(bx, by, canaries, num_classes=30, seed=0, training=AuditTraining(dp=dp))
     assert result.epsilon is not None
+    json.dumps(result.to_json())  # the DP-SGD report is JSON-able too
     return auc(result.scores, canaries.coins), result.epsilon, result.info["dpsgd"]
 
 

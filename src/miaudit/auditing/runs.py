@@ -67,7 +67,9 @@ class DPTraining:
 class AuditTraining:
     """How every audited model is trained and scored: ``model`` (a :func:`miaudit.models.model_names`
     name) with architecture ``options`` and ``recipe`` (a :class:`~miaudit.models.TrainingRecipe`,
-    default the data set's non-private one), DP-SGD when ``dp`` is given, and the registered
+    default ``TrainingRecipe()``: the Location30 / Purchase100 non-private setting; DP-SGD ignores
+    it and runs :data:`miaudit.defenses.dpsgd.DP_RECIPE` with ``dp.params``' changes), DP-SGD when
+    ``dp`` is given, and the registered
     ``attack`` (see :func:`scoring_attacks`) that scores the canaries."""
 
     model: str = "mlp"
@@ -94,6 +96,14 @@ class OneRunResult:
     @property
     def coins(self) -> np.ndarray:
         return self.canaries.coins
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able: the canaries' metadata (kind, seed, coins, labels), the attack, the scores,
+        the accountant's (epsilon, delta) and the training report; not the model."""
+        return {
+            "canaries": self.canaries.to_json(), "attack": self.attack, "scores": [float(v) for v in self.scores],
+            "epsilon": self.epsilon, "delta": self.delta, "info": self.info,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
