@@ -4,13 +4,22 @@ fault-injected DP-SGD (claimed noise ten times the real one) separating clearly 
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 import pytest
 
-from miaudit.auditing.canaries import CANARY_KINDS, CanarySet, draw_coins, make_canaries
-from miaudit.auditing.runs import AuditTraining, DPTraining, multi_run, one_run, score_canaries, scoring_attacks
+from miaudit.auditing.canaries import CANARY_KINDS, CanarySet, dirac_coordinates, draw_coins, make_canaries
+from miaudit.auditing.runs import (
+    AuditTraining,
+    DPTraining,
+    multi_run,
+    one_run,
+    one_run_gradient,
+    score_canaries,
+    scoring_attacks,
+)
 from miaudit.errors import ConfigError
 from miaudit.metrics import auc
 
@@ -97,6 +106,8 @@ def test_one_run_without_dp_memorises_mislabelled_canaries(location30) -> None:
     assert isinstance(result.canaries, CanarySet) and result.epsilon is None
     assert result.scores.shape == (CANARIES,) and result.info["canaries_in"] == int(canaries.coins.sum())
     assert auc(result.scores, canaries.coins) > 0.9
+    meta = json.loads(json.dumps(result.to_json()))
+    assert meta["canaries"]["coins"] == [int(c) for c in canaries.coins] and len(meta["scores"]) == CANARIES
 
 
 def _dp_run(location30, divisor: float) -> tuple[float, float, dict]:
@@ -105,6 +116,7 @@ def _dp_run(location30, divisor: float) -> tuple[float, float, dict]:
     dp = DPTraining(epsilon=1.0, noise_divisor=divisor)
     result = one_run(bx, by, canaries, num_classes=30, seed=0, training=AuditTraining(dp=dp))
     assert result.epsilon is not None
+    json.dumps(result.to_json())  # the DP-SGD report is JSON-able too
     return auc(result.scores, canaries.coins), result.epsilon, result.info["dpsgd"]
 
 
@@ -140,3 +152,19 @@ def test_multi_run_on_the_model_bank(location30) -> None:
     assert 0 < result.coins.sum() < 32 and result.epsilons == [None] * 32
     assert auc(result.scores, result.coins) > 0.9  # one mislabelled record, memorised when IN
     assert result.to_json()["coins"] == [int(v) for v in result.coins]
+
+
+def test_dirac_gradient_canaries_through_dpsgd(location30) -> None:
+    coords = dirac_coordinates(61_086, 1000, 0)  # the Location30 MLP's parameter count
+    assert len(np.unique(coords)) == 1000 and np.array_equal(coords, dirac_coordinates(61_086, 1000, 0))
+    with pytest.raises(ConfigError, match="give fewer canaries"):
+        dirac_coordinates(10, 11, 0)
+    bx, by, _, _ = location30
+    right = one_run_gradient(bx, by, 1000, num_classes=30, dp=DPTraining(epsilon=1.0), seed=0)
+    broken = one_run_gradient(bx, by, 1000, num_classes=30, dp=DPTraining(epsilon=1.0, noise_divisor=10), seed=0)
+    assert np.array_equal(right.coins, draw_coins(1000, 0)) and right.info["gradient_canaries"]["in"] == int(right.coins.sum())
+    assert right.epsilon <= 1.0 + 1e-6 and broken.epsilon == pytest.approx(right.epsilon, rel=0.02)
+    json.dumps(broken.to_json())
+    auc_right, auc_broken = auc(right.scores, right.coins), auc(broken.scores, broken.coins)
+    assert auc_right < 0.65  # measured 0.555
+    assert auc_broken > 0.85  # measured 0.937: white-box canaries expose the fault far more than records do

@@ -20,8 +20,10 @@ Threat model: the auditor chooses the canaries and knows every coin except the o
 - ``natural``: held-out records with their true labels (the average-case canary: what a
   membership attack on ordinary data shows).
 
-Gradient canaries (a Dirac gradient injected directly into DP-SGD's sum) are not in this
-registry: they are not records and need a hook into the DP-SGD step.
+Gradient canaries (Nasr et al. 2021's and Steinke et al. 2023's white-box "Dirac" canaries: a
+gradient of norm equal to the clipping norm on one parameter coordinate, added to DP-SGD's
+clipped sum) are not records, so not in this registry: :func:`dirac_coordinates` chooses their
+coordinates and :func:`miaudit.auditing.runs.one_run_gradient` inserts them.
 
 Every generator is ``(x, y, m, seed, *, num_classes) -> (canary_x, canary_y)`` over *held-out*
 records ``(x, y)`` (disjoint from the base training set: the caller's responsibility).
@@ -111,6 +113,16 @@ def draw_coins(m: int, seed: int) -> np.ndarray:
     of ``seed``: the same seed gives the same coins, so the record of a run is its seed."""
     m = check_count(m, "coins")
     return _rng(seed, "coins").random(m) < 0.5
+
+
+def dirac_coordinates(num_params: int, m: int, seed: int) -> np.ndarray:
+    """``m`` distinct coordinates (int64, sorted) of a flattened parameter vector of
+    ``num_params`` entries, drawn uniformly from ``seed``: the directions of ``m`` Dirac gradient
+    canaries, one coordinate each."""
+    m = check_count(m, "gradient canaries")
+    if m > num_params:
+        raise ConfigError(f"{m} gradient canaries asked of a model with {num_params} parameters; give fewer canaries")
+    return np.sort(_rng(seed, "dirac/coordinates").choice(num_params, size=m, replace=False)).astype(np.int64)
 
 
 @dataclass(frozen=True)

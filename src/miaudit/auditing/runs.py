@@ -29,12 +29,13 @@ epsilon (given enough canaries); a bound that never does cannot catch a broken i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from miaudit.auditing.canaries import CanarySet, check_count, draw_coins
+from miaudit.auditing.canaries import CanarySet, check_count, dirac_coordinates, draw_coins
 from miaudit.errors import ConfigError, InputError
 
 #: The stream each multi-run model's seed is derived from (hash-derived, see miaudit.models.seeding).
@@ -67,7 +68,9 @@ class DPTraining:
 class AuditTraining:
     """How every audited model is trained and scored: ``model`` (a :func:`miaudit.models.model_names`
     name) with architecture ``options`` and ``recipe`` (a :class:`~miaudit.models.TrainingRecipe`,
-    default the data set's non-private one), DP-SGD when ``dp`` is given, and the registered
+    default ``TrainingRecipe()``: the Location30 / Purchase100 non-private setting; DP-SGD ignores
+    it and runs :data:`miaudit.defenses.dpsgd.DP_RECIPE` with ``dp.params``' changes), DP-SGD when
+    ``dp`` is given, and the registered
     ``attack`` (see :func:`scoring_attacks`) that scores the canaries."""
 
     model: str = "mlp"
@@ -94,6 +97,14 @@ class OneRunResult:
     @property
     def coins(self) -> np.ndarray:
         return self.canaries.coins
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able: the canaries' metadata (kind, seed, coins, labels), the attack, the scores,
+        the accountant's (epsilon, delta) and the training report; not the model."""
+        return {
+            "canaries": self.canaries.to_json(), "attack": self.attack, "scores": [float(v) for v in self.scores],
+            "epsilon": self.epsilon, "delta": self.delta, "info": self.info,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -167,11 +178,12 @@ def _task(x: np.ndarray, y: np.ndarray, idx: np.ndarray, num_classes: int, seed:
     )  # fmt: skip
 
 
-def train_private(task: Any, dp: DPTraining) -> tuple[Any, dict[str, Any]]:
+def train_private(task: Any, dp: DPTraining, before_noise: Callable[[Any], None] | None = None) -> tuple[Any, dict[str, Any]]:
     """One DP-SGD model of ``task`` (its ``private_idx``) through the ``dpsgd`` defense; returns
     (classifier, report). With ``dp.noise_divisor`` > 1 (the FAULT), the report's ``epsilon`` is
     the accountant's for the claimed noise multiplier, ``actual_noise_multiplier`` the one used
-    and ``epsilon_of_actual_noise`` what the accountant gives for it."""
+    and ``epsilon_of_actual_noise`` what the accountant gives for it. ``before_noise`` is
+    :func:`miaudit.defenses.dpsgd.train_dp`'s hook (gradient canaries)."""
     from miaudit.defenses import DEFENSES
     from miaudit.defenses.dpsgd import train_dp
     from miaudit.defenses.training import require_torch_model, torch_classifier
@@ -179,16 +191,21 @@ def train_private(task: Any, dp: DPTraining) -> tuple[Any, dict[str, Any]]:
     if not (isinstance(dp.noise_divisor, int | float) and math.isfinite(dp.noise_divisor) and dp.noise_divisor >= 1):
         raise ConfigError(f"noise_divisor must be a number >= 1 (1 = correct DP-SGD), got {dp.noise_divisor!r}")
     defense = DEFENSES.get("dpsgd")(**dp.defense_params())  # validates the parameters
-    if dp.noise_divisor == 1:
+    if dp.noise_divisor == 1 and before_noise is None:
         built = defense.build(task)
         return built.model, dict(built.info)
     require_torch_model(task, "dpsgd")
     params = dict(defense.params)
+    if params["tune"]:
+        raise ConfigError("dpsgd tune=true cannot be combined with a noise fault or gradient canaries; give a fixed lr")
+    if dp.noise_divisor == 1:
+        module, info = train_dp(task, params, before_noise=before_noise)
+        return torch_classifier(module, task), info
     claimed = params["noise_multiplier"]
     if claimed is None:
         claimed = _noise_for_epsilon(params, len(task.private_idx))
     actual = float(claimed) / float(dp.noise_divisor)
-    module, info = train_dp(task, {**params, "epsilon": None, "noise_multiplier": actual})
+    module, info = train_dp(task, {**params, "epsilon": None, "noise_multiplier": actual}, before_noise=before_noise)
     info["epsilon_of_actual_noise"] = info["epsilon"]
     info["actual_noise_multiplier"] = actual
     info["claimed_noise_multiplier"] = float(claimed)
@@ -198,14 +215,18 @@ def train_private(task: Any, dp: DPTraining) -> tuple[Any, dict[str, Any]]:
     return torch_classifier(module, task), info
 
 
+def _sample_rate(params: dict[str, Any], records: int) -> float:
+    """Opacus' Poisson sample rate for ``records``: 1 / (batches per epoch)."""
+    return 1 / math.ceil(records / min(int(params["batch_size"]), records))
+
+
 def _noise_for_epsilon(params: dict[str, Any], records: int) -> float:
     """The noise multiplier Opacus' ``make_private_with_epsilon`` would choose for ``params``:
     sample rate 1 / (batches per epoch), ``epochs`` epochs, the same accountant."""
     from opacus.accountants.utils import get_noise_multiplier
 
-    batch = min(int(params["batch_size"]), records)
     return float(get_noise_multiplier(
-        target_epsilon=params["epsilon"], target_delta=params["delta"], sample_rate=1 / math.ceil(records / batch),
+        target_epsilon=params["epsilon"], target_delta=params["delta"], sample_rate=_sample_rate(params, records),
         epochs=int(params["epochs"]), accountant=params["accountant"],
     ))  # fmt: skip
 
@@ -304,3 +325,102 @@ def multi_run(
         delta = float(dp.delta)
     scores = np.array([score_canaries(m, cx, cy, attack)[0] for m in models], dtype=np.float64)
     return MultiRunResult(cx, cy, kind, scores, coins, attack, epsilons, delta, int(seed), infos)
+
+
+@dataclass(frozen=True)
+class GradientRunResult:
+    """One DP-SGD run with ``m`` Dirac gradient canaries: ``coordinates`` (int64 (m,), indices
+    into the flattened parameters), ``coins`` (bool (m,)), ``scores`` (float64 (m,): how far the
+    coordinate moved against the canary's gradient, theta_0[j] - theta_T[j], in parameter units),
+    the accountant's ``epsilon`` (claimed, with a fault), ``delta`` and the training report."""
+
+    model: Any
+    coordinates: np.ndarray
+    coins: np.ndarray
+    scores: np.ndarray
+    epsilon: float
+    delta: float
+    seed: int
+    info: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able: coordinates, coins, scores, (epsilon, delta), seed and the training report."""
+        return {
+            "kind": "dirac", "seed": int(self.seed), "coordinates": [int(v) for v in self.coordinates],
+            "coins": [int(c) for c in self.coins], "scores": [float(v) for v in self.scores],
+            "epsilon": self.epsilon, "delta": self.delta, "info": self.info,
+        }  # fmt: skip
+
+
+def one_run_gradient(
+    x: np.ndarray,
+    y: np.ndarray,
+    m: int,
+    *,
+    num_classes: int,
+    dp: DPTraining,
+    seed: int = 0,
+    model: str = "mlp",
+    options: dict[str, Any] | None = None,
+) -> GradientRunResult:
+    """The white-box one-run audit with gradient canaries (Steinke, Nasr & Jagielski, NeurIPS
+    2023, Dirac canaries; Nasr et al., S&P 2021): DP-SGD on ``(x, y)``, and at every step each IN
+    canary (coin of :func:`draw_coins`) joins the Poisson batch with the records' sample rate and
+    adds the gradient ``max_grad_norm * e_j`` (already of the clipping norm) on its coordinate j
+    (:func:`dirac_coordinates`) to the clipped sum, before the noise. The auditor sees the initial
+    and final parameters (white box: every coordinate's total move); the score of canary j is
+    theta_0[j] - theta_T[j]. With ``dp.noise_divisor`` > 1 the run is the fault of
+    :class:`DPTraining`."""
+    import torch
+
+    from miaudit.defenses.training import new_module
+    from miaudit.models.seeding import derive_seed
+
+    if np.ndim(x) < 2 or np.ndim(y) != 1 or len(x) != len(y) or len(x) == 0:
+        raise InputError(f"base records: x must be (n, features...) and y (n,) with n >= 1, got {np.shape(x)} and {np.shape(y)}")
+    m = check_count(m, "gradient canaries")
+    xs, ys = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)
+    task = _task(xs, ys, np.arange(len(ys), dtype=np.int64), num_classes, seed, model, options, None)
+    from miaudit.defenses import DEFENSES
+
+    params = DEFENSES.get("dpsgd")(**dp.defense_params()).params
+    initial = _flat(new_module(task)) if model_is_torch(model) else None
+    if initial is None:
+        raise ConfigError(f"gradient canaries need a torch model; {model!r} is a scikit-learn estimator")
+    coordinates = dirac_coordinates(len(initial), m, seed)
+    coins = draw_coins(m, seed)
+    rate = _sample_rate(params, len(ys))
+    rng = np.random.default_rng(derive_seed(seed, "auditing/dirac-sampling"))
+    inside = torch.from_numpy(coordinates[coins])
+    clip = float(params["max_grad_norm"])
+
+    def add_canaries(optimizer: Any) -> None:
+        chosen = inside[torch.from_numpy(rng.random(len(inside)) < rate)]
+        start = 0
+        for p in optimizer.params:
+            size = p.numel()
+            local = chosen[(chosen >= start) & (chosen < start + size)] - start
+            if len(local):
+                p.summed_grad.view(-1).index_add_(0, local, torch.full((len(local),), clip, dtype=p.summed_grad.dtype))
+            start += size
+
+    clf, report = train_private(task, dp, before_noise=add_canaries)
+    final = _flat(clf.module)
+    scores = (initial[coordinates] - final[coordinates]).astype(np.float64)
+    report["gradient_canaries"] = {"m": m, "in": int(coins.sum()), "sample_rate": rate, "norm": clip}
+    return GradientRunResult(clf, coordinates, coins, scores, float(report["epsilon"]), float(report["delta"]), int(seed), report)
+
+
+def model_is_torch(model: str) -> bool:
+    """Whether ``model`` names a torch architecture (DP-SGD and gradient canaries need one)."""
+    from miaudit.models import ARCHITECTURES
+
+    return model in ARCHITECTURES
+
+
+def _flat(module: Any) -> np.ndarray:
+    """The module's parameters, flattened in ``parameters()`` order (Opacus' order too), float64."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([p.detach().reshape(-1) for p in module.parameters()]).double().numpy()

@@ -21,6 +21,7 @@ knows: TPR <= e^eps * FPR + delta. An adaptive attacker trains its shadows with 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -145,11 +146,16 @@ def dp_recipe(params: dict[str, Any]) -> Any:
 
 
 def train_dp(
-    task: TrainingTask, params: dict[str, Any], indices: np.ndarray | None = None
+    task: TrainingTask, params: dict[str, Any], indices: np.ndarray | None = None,
+    before_noise: Callable[[Any], None] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train the task's model with Opacus (Abadi et al., CCS 2016) on ``indices`` (default: the
     task's private records) with :func:`dp_recipe`; returns (plain module in eval mode, report of
-    what ran: optimizer, lr, schedule, batch, epochs, clip, noise multiplier, epsilon, delta)."""
+    what ran: optimizer, lr, schedule, batch, epochs, clip, noise multiplier, epsilon, delta).
+
+    ``before_noise(optimizer)``, when given, runs at every step after the per-sample gradients
+    are clipped and summed (``p.summed_grad``) and before the noise is added: the white-box
+    auditor's entry for gradient canaries (:mod:`miaudit.auditing.runs`)."""
     import warnings
 
     import torch
@@ -189,6 +195,8 @@ def train_dp(
                     module=module, optimizer=optimizer, data_loader=loader,
                     noise_multiplier=params["noise_multiplier"], max_grad_norm=params["max_grad_norm"],
                 )  # fmt: skip
+        if before_noise is not None:
+            _hook_before_noise(optimizer, before_noise)
         warnings.filterwarnings("ignore", message="Full backward hook is firing")  # inputs need no gradient
         steps = 0
         for epoch in range(recipe.epochs):
@@ -224,6 +232,17 @@ def train_dp(
         "recipe_source": "dpsgd defaults (DP_RECIPE) and the spec's changes; the task's non-private recipe is not used",
     }
     return plain, info
+
+
+def _hook_before_noise(optimizer: Any, hook: Callable[[Any], None]) -> None:
+    """Make Opacus' ``optimizer.add_noise`` call ``hook(optimizer)`` first (on this instance only)."""
+    add_noise = optimizer.add_noise
+
+    def hooked() -> None:
+        hook(optimizer)
+        add_noise()
+
+    optimizer.add_noise = hooked
 
 
 def _release(private: Any) -> Any:
