@@ -132,16 +132,8 @@ def test_dpsgd_at_small_epsilon_brings_in_and_out_together(correct_dp) -> None:
     assert auc_dp < 0.65
 
 
-def test_broken_dpsgd_claims_the_epsilon_but_leaks_more(location30, correct_dp) -> None:
-    auc_dp, eps_dp, info_dp = correct_dp
-    auc_bad, eps_bad, info_bad = _dp_run(location30, 10.0)
-    # The broken run claims the very epsilon the correct one spends ...
-    assert eps_bad == pytest.approx(eps_dp, rel=0.02)
-    assert info_bad["claimed_noise_multiplier"] == pytest.approx(info_dp["noise_multiplier"], rel=0.02)
-    assert info_bad["actual_noise_multiplier"] == pytest.approx(info_bad["claimed_noise_multiplier"] / 10)
-    assert info_bad["epsilon_of_actual_noise"] > 5 * eps_bad
-    # ... and its canaries separate clearly more.
-    assert auc_bad > auc_dp + 0.08
+# The noise/10 fault is tested through its bound in tests/test_privacy_audit.py::test_a_broken_dp_sgd_is_caught
+# (the bound exceeds the claimed epsilon; the claimed and actual noise multipliers are checked there).
 
 
 def test_multi_run_on_the_model_bank(location30) -> None:

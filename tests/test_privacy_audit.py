@@ -29,7 +29,7 @@ def _bounds(record):
 
 @pytest.mark.parametrize("epsilon", [1.0, 4.0, 8.0])
 def test_no_bound_exceeds_the_accountants_epsilon_on_correct_dp_sgd(data_dir, epsilon):
-    for seed in (0, 1):
+    for seed in (0, 1) if epsilon == 1.0 else (0,):  # repeated seeds where the bound has least room
         # 5 epochs (the accountant counts the steps that ran) keep the six trainings near half a minute
         config = PrivacyAuditConfig(canaries=300, base_records=300, epsilon=epsilon, dp_params={"epochs": 5}, seed=seed,
                                     data_dir=data_dir)  # fmt: skip
@@ -43,6 +43,9 @@ def test_a_broken_dp_sgd_is_caught(data_dir):
     config = PrivacyAuditConfig(canaries=1000, base_records=1000, epsilon=1.0, noise_divisor=10.0, data_dir=data_dir)
     record = run_privacy_audit(config)
     assert _bounds(record)["one-run"] > record["accountant_epsilon"] > 0.9
+    report = record["training"]["dpsgd"]  # the fault's bookkeeping: the claim, and what was really added
+    assert report["actual_noise_multiplier"] == pytest.approx(report["claimed_noise_multiplier"] / 10)
+    assert report["epsilon_of_actual_noise"] > 5 * record["accountant_epsilon"]
 
 
 def test_a_memorising_model_gives_the_largest_bound_its_canaries_allow(data_dir, tmp_path, capsys):
