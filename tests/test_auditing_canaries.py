@@ -24,7 +24,6 @@ from miaudit.errors import ConfigError
 from miaudit.metrics import auc
 
 BASE, CANARIES = 1000, 200
-DP_CANARIES = 400  # more canaries where the AUCs compared are close to 0.5: standard error about 0.03
 
 
 @pytest.fixture(scope="module")
