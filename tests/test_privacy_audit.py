@@ -58,6 +58,7 @@ def test_a_memorising_model_gives_the_largest_bound_its_canaries_allow(data_dir,
     cap = BOUNDS.get("one-run")(perfect, coins, delta=1e-5).epsilon
     assert record["accountant_epsilon"] is None and _bounds(record)["one-run"] >= 0.9 * cap > 2.0
     assert (out / "privacy_audit.md").read_text().startswith("| method |")
+    assert 'id="empirical-epsilon"' in (out / "report.html").read_text()  # the HTML report, written beside them
     capsys.readouterr()
 
 

@@ -7,6 +7,7 @@ import base64
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 
@@ -141,13 +142,8 @@ FLAGS = [
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it), so the report is not rendered in a browser here")
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):
-    url = (run_dir / "report.html").resolve().as_uri()
-
     def chromium(*extra, profile):
-        return subprocess.run(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / profile}", *extra, url],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        return _chromium(run_dir / "report.html", tmp_path / profile, *extra)
 
     dom = chromium("--dump-dom", profile="dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -179,6 +175,13 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert (image[:, -60:].sum(axis=2) > 740).mean() > 0.95
 
 
+def _chromium(page, profile, *extra):
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 class ReportDom:
     """What the browser's DOM says after load: figure boxes and decoded widths, table row counts."""
 
@@ -189,6 +192,7 @@ class ReportDom:
         self.boxes: dict[str, tuple[int, int, int, int]] = {}
         self.widths: dict[str, int] = {}
         self.table_rows: dict[str, int] = {}
+        self.table_boxes: dict[str, tuple[int, int, int, int]] = {}
         outer = self
 
         class P(HTMLParser):
@@ -206,6 +210,8 @@ class ReportDom:
                 elif tag == "table":
                     self.table = a.get("id")
                     outer.table_rows[self.table] = 0
+                    if "data-box" in a:
+                        outer.table_boxes[self.table] = tuple(int(v) for v in a["data-box"].split(","))
                 elif tag == "tr" and self.table:
                     outer.table_rows[self.table] += 1
 
@@ -250,3 +256,170 @@ def _swap_scores(run):
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+
+
+# --- The empirical-epsilon section (privacy_audit.json of `miaudit privacy-audit`) ----------------
+
+
+@pytest.fixture(scope="module")
+def privacy_dir(tmp_path_factory):
+    """A multi-run privacy audit (24 runs, 200 base records: a few seconds), so the folder holds a
+    bound (clopper-pearson) and an estimate (gdp); privacy-audit writes report.html itself."""
+    data = os.environ.get("MIAUDIT_DATA_DIR")
+    if not data or not os.path.isdir(data):
+        pytest.skip("MIAUDIT_DATA_DIR is not set to the shared data folder (make test sets it)")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MIAUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    out = tmp_path_factory.mktemp("privacy") / "audit"
+    try:
+        assert main(["privacy-audit", "--mode", "multi-run", "--runs", "24", "--base-records", "200",
+                     "--data-dir", data, "--quiet", "--out", str(out)]) == 0  # fmt: skip
+    finally:
+        mp.undo()
+    return out
+
+
+def _privacy(folder):
+    return json.loads((folder / "privacy_audit.json").read_text())
+
+
+def _check_empirical_table(page, doc):
+    """Every cell of the empirical-epsilon table against privacy_audit.json."""
+    header, *rows = page.tables["empirical-epsilon"]
+    cols = [c["text"] for c in header]
+    assert cols == ["method", "kind", "epsilon (nats)", "confidence", "accountant's epsilon", "ratio to accountant",
+                    "selection", "trials", "canary kind", "attack", "mode"]  # fmt: skip
+    assert len(rows) == len(doc["bounds"])
+    config, accountant = doc["config"], doc["accountant_epsilon"]
+    unit = "canaries" if config["mode"] == "one-run" else "runs"
+    for row, b in zip(rows, doc["bounds"]):
+        cell = dict(zip(cols, row))
+        assert cell["method"]["text"] == b["method"]
+        assert cell["kind"]["text"] == ("estimate, not a bound" if b["kind"] == "estimate" else "lower bound")
+        assert _value(cell["epsilon (nats)"]) == b["epsilon"] and cell["epsilon (nats)"]["text"] == f"{b['epsilon']:.3f}"
+        if b["kind"] == "estimate":  # no confidence level: privacy-audit writes NaN
+            assert np.isnan(b["confidence"]) and cell["confidence"]["text"] == "none (estimate)" and _value(cell["confidence"]) is None
+        else:
+            assert _value(cell["confidence"]) == b["confidence"] and cell["confidence"]["text"] == f"{b['confidence']:.3f}"
+        if accountant is None:
+            assert cell["accountant's epsilon"]["text"] == "non-private" and _value(cell["accountant's epsilon"]) is None
+        else:
+            assert _value(cell["accountant's epsilon"]) == accountant and cell["accountant's epsilon"]["text"] == f"{accountant:.3f}"
+        ratio = b["ratio_to_accountant"]
+        assert (cell["ratio to accountant"]["text"] == "-") if ratio is None else _value(cell["ratio to accountant"]) == ratio
+        assert cell["selection"]["text"] == b["selection"]
+        assert _value(cell["trials"]) == doc["trials"] and cell["trials"]["text"] == f"{doc['trials']} {unit}"
+        assert (cell["canary kind"]["text"], cell["attack"]["text"], cell["mode"]["text"]) == (
+            config["canary_kind"], config["attack"], config["mode"])  # fmt: skip
+    assert json.loads(page.by_id["empirical-config-json"]["text"]) == config
+
+
+def test_a_privacy_audit_folder_alone_is_reported(privacy_dir):
+    doc = _privacy(privacy_dir)
+    assert [b["kind"] for b in doc["bounds"]] == ["lower bound", "estimate"] and doc["accountant_epsilon"] is None
+    page = parse_report(privacy_dir / "report.html")  # written by privacy-audit itself
+    _check_empirical_table(page, doc)
+    assert set(page.tables) == {"empirical-epsilon", "versions-table"}  # no audit section without results.json
+    assert not page.figures and "verdict" not in page.by_id
+    assert all(u.startswith(("data:", "#")) for u in page.urls)
+    assert "non-private" in page.by_id["empirical-finding"]["text"]
+    html = (privacy_dir / "report.html").read_text()
+    assert "An <strong>estimate</strong> is not a bound" in html and "does not prove the training private" in html
+
+
+def test_a_bound_above_the_accountants_epsilon_is_flagged_an_estimate_is_not(privacy_dir, tmp_path):
+    """DP-SGD figures written into a copy: the gdp estimate above the accountant's epsilon is not
+    flagged; a lower bound above it is (the implementation or its accounting is broken)."""
+    doc = _privacy(privacy_dir)
+    for accountant, bound, broken in ((1.0, 0.25, "0"), (0.5, 0.8, "1")):
+        run = tmp_path / f"dp-{accountant}"
+        run.mkdir()
+        doc["accountant_epsilon"] = accountant
+        doc["bounds"][0]["epsilon"] = bound
+        for b in doc["bounds"]:
+            b["ratio_to_accountant"] = b["epsilon"] / accountant
+        assert doc["bounds"][1]["epsilon"] > accountant  # the estimate
+        (run / "privacy_audit.json").write_text(json.dumps(doc))
+        assert main(["report", str(run), "--quiet"]) == 0
+        page = parse_report(run / "report.html")
+        _check_empirical_table(page, doc)
+        assert page.by_id["empirical-finding"]["attrs"]["data-broken"] == broken
+        assert ("exceeds the accountant's epsilon" in page.by_id["empirical-finding"]["text"]) == (broken == "1")
+
+
+def test_an_audit_folder_with_a_privacy_audit_shows_both(run_dir, privacy_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    shutil.copy(privacy_dir / "privacy_audit.json", run)
+    assert main(["report", str(run), "--quiet"]) == 0
+    page = parse_report(run / "report.html")
+    _check_empirical_table(page, _privacy(privacy_dir))
+    assert {"attack-table", "defense-table", "exposed-table", "empirical-epsilon"} <= set(page.tables)
+    assert page.by_id["best-attack"]["text"] == strongest_attack(json.loads((run / "results.json").read_text())["attacks"])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it), so the report is not rendered in a browser here")
+def test_a_privacy_audit_report_renders_in_headless_chromium(privacy_dir, tmp_path):
+    page = privacy_dir / "report.html"
+    dom = _chromium(page, tmp_path / "dom", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    seen = ReportDom(dom.stdout)
+    assert seen.loaded and not seen.boxes  # no figure on this page
+    assert seen.table_rows["empirical-epsilon"] == len(_privacy(privacy_dir)["bounds"]) + 1
+    left, top, width, height = seen.table_boxes["empirical-epsilon"]
+    assert width > 600 and height > 40, seen.table_boxes
+    shot = tmp_path / "shot.png"
+    proc = _chromium(page, tmp_path / "shot", f"--screenshot={shot}")
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    region = np.asarray(Image.open(shot).convert("RGB")).astype(int)[top : top + height, left : left + width]
+    assert (region.sum(axis=2) < 600).mean() > 0.01  # the table's text and borders are drawn
+
+
+def _bounds_edit(**changes):
+    def damage(run):
+        doc = _privacy(run)
+        doc["bounds"][0].update(changes)
+        (run / "privacy_audit.json").write_text(json.dumps(doc))
+
+    return damage
+
+
+def _doc_edit(key, value):
+    def damage(run):
+        doc = _privacy(run)
+        doc[key] = value
+        (run / "privacy_audit.json").write_text(json.dumps(doc))
+
+    return damage
+
+
+def _sparse(run):
+    with open(run / "privacy_audit.json", "r+b") as f:
+        f.truncate(65 * 2**20)  # a huge file, refused from its size before it is read
+
+
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        (lambda run: (run / "privacy_audit.json").write_text("{not json"), "not valid JSON"),
+        (_doc_edit("schema", "miaudit.results"), "not a miaudit privacy_audit.json"),
+        (_doc_edit("schema_version", 99), "schema_version 99"),
+        (_doc_edit("accountant_epsilon", "one"), "accountant_epsilon must be a finite number"),
+        (_doc_edit("bounds", [{}] * 101), "list of 1 to 100 bounds"),
+        (_bounds_edit(epsilon=float("inf")), "epsilon must be a finite number"),
+        (_bounds_edit(kind="upper bound"), "kind must be one of"),
+        (_bounds_edit(confidence=float("nan")), "confidence must be a finite number"),  # NaN only for an estimate
+        (_bounds_edit(ratio_to_accountant=2.0), "ratio_to_accountant"),  # non-private: no ratio
+        (_sparse, "larger than"),
+        (lambda run: ((run / "privacy_audit.json").unlink(), os.mkfifo(run / "privacy_audit.json")), "not a regular file"),
+    ],
+)
+def test_a_damaged_privacy_audit_json_is_one_line_and_exit_2(privacy_dir, tmp_path, capsys, damage, fragment):
+    run = tmp_path / "run"
+    shutil.copytree(privacy_dir, run)
+    damage(run)
+    before = (run / "report.html").read_bytes()
+    assert main(["report", str(run)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], lines
+    assert (run / "report.html").read_bytes() == before

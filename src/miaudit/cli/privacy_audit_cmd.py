@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, claimed_out, console
 
@@ -38,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     with claimed_out(args, f"results/privacy-audit-{args.dataset}", uses_cache=False) as out_dir:
         record = run_privacy_audit(config)
         json_path, md_path = write_privacy_audit(record, out_dir)
+        report_path = _write_report(out_dir)
     if args.json:
         print(json.dumps(record, indent=2, default=str))
         return 0
@@ -45,8 +47,15 @@ def _run(args: argparse.Namespace) -> int:
     trials = f"{record['trials']} {'canaries' if config.mode == 'one-run' else 'runs'}"
     out.print(f"{args.dataset}: {config.mode} audit, {trials} ({config.canary_kind}), attack {config.attack}")
     out.print(format_table(record), markup=False, highlight=False, soft_wrap=True)
-    out.print(f"wrote {json_path} and {md_path}")
+    out.print(f"wrote {json_path}, {md_path} and {report_path}")
     return 0
+
+
+def _write_report(out_dir: Path) -> Path:
+    """``report.html`` of the out folder: the empirical-epsilon section (and an audit's, when the folder holds one)."""
+    from miaudit.report import write_report
+
+    return write_report(out_dir)
 
 
 COMMANDS.add(

@@ -9,7 +9,7 @@ from miaudit.cli.common import COMMANDS, Command, add_output_flags, console
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="an audit's --out folder (results.json, scores.csv; optional defenses.json and studies/<name>/)")
+    p.add_argument("run_dir", help="an audit's --out folder (results.json, scores.csv; optional defenses.json, studies/<name>/ and privacy_audit.json), or a privacy-audit's")
     p.add_argument("--out", default=None, help="HTML file to write (default RUN_DIR/report.html)")
     add_output_flags(p)
 

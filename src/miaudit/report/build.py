@@ -2,7 +2,8 @@
 
 Nothing here formats HTML; the template (``templates/report.html.j2``) does. Every number the
 report shows comes from ``results.json``, except the ROC curves and the most exposed records,
-which come from ``scores.csv`` (checked to reproduce ``results.json``'s AUC of every attack).
+which come from ``scores.csv`` (checked to reproduce ``results.json``'s AUC of every attack), and
+the empirical-epsilon section, which comes from ``privacy_audit.json`` alone.
 """
 
 from __future__ import annotations
@@ -124,8 +125,75 @@ def _study_entry(study: Any) -> dict[str, Any]:
 
 
 def build_context(inputs: RunInputs) -> dict[str, Any]:
-    """Everything the template needs, plus ``figure_data``: the numbers behind each figure."""
+    """Everything the template needs, plus ``figure_data``: the numbers behind each figure.
+
+    ``audit`` says whether the page has the audit sections (a ``results.json``); ``empirical``
+    is the empirical-epsilon section (a ``privacy_audit.json``) or None."""
+    empirical = None if inputs.privacy_audit is None else _empirical(inputs.privacy_audit)
+    ctx = _audit_context(inputs) if inputs.results is not None else _empirical_only_context(inputs, empirical)
+    ctx["empirical"] = empirical
+    return ctx
+
+
+def _trials_unit(mode: str) -> str:
+    return "canaries" if mode == "one-run" else "runs"
+
+
+def _empirical(doc: dict[str, Any]) -> dict[str, Any]:
+    """The empirical-epsilon section from a checked ``privacy_audit.json``: one row per bound."""
+    config, accountant = doc["config"], doc["accountant_epsilon"]
+    rows = []
+    for b in doc["bounds"]:
+        estimate = b["kind"] == "estimate"
+        confidence = b["confidence"]
+        choice = b.get("choice") or {}
+        rows.append({
+            "method": b["method"],
+            "kind": b["kind"],
+            "estimate": estimate,
+            "epsilon": float(b["epsilon"]),
+            "confidence": None if confidence is None or math.isnan(confidence) else float(confidence),
+            "ratio": b.get("ratio_to_accountant"),
+            "selection": b["selection"],
+            "rule": choice.get("rule"),
+            "how": choice.get("how"),
+            "paper": b.get("paper") or "",
+            "above_accountant": not estimate and accountant is not None and b["epsilon"] > accountant,
+        })  # fmt: skip
+    return {
+        "rows": rows,
+        "accountant_epsilon": accountant,
+        "delta": doc["delta"],
+        "trials": doc["trials"],
+        "trials_unit": _trials_unit(config["mode"]),
+        "mode": config["mode"],
+        "canary_kind": config["canary_kind"],
+        "attack": config["attack"],
+        "dataset": config["dataset"],
+        "broken": [r for r in rows if r["above_accountant"]],
+        "has_estimate": any(r["estimate"] for r in rows),
+        "config_json": json.dumps(config, indent=2, sort_keys=True),
+    }
+
+
+def _empirical_only_context(inputs: RunInputs, e: dict[str, Any]) -> dict[str, Any]:
+    """The page of a ``miaudit privacy-audit`` folder: the empirical-epsilon section, its
+    configuration and the versions."""
+    training = "non-private" if e["accountant_epsilon"] is None else f"DP-SGD, accountant's epsilon {e['accountant_epsilon']:.3f}"
+    return {
+        "audit": False,
+        "title": f"Empirical privacy audit: {e['dataset']} / {e['mode']}",
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "setting": f"{e['dataset']} / {e['mode']} / {e['trials']} {e['trials_unit']} ({e['canary_kind']}) / attack {e['attack']} / {training}",
+        "audit_versions": (inputs.privacy_audit or {}).get("versions") or {},
+        "report_versions": versions(),
+        "figure_data": {},
+    }
+
+
+def _audit_context(inputs: RunInputs) -> dict[str, Any]:
     r = inputs.results
+    assert r is not None and inputs.scores is not None
     attacks = r["attacks"]
     best = strongest_attack(attacks)
     target, dataset = r["target"], r["dataset"]
@@ -141,6 +209,7 @@ def build_context(inputs: RunInputs) -> dict[str, Any]:
     exposed = headline if headline in attacks else best
     figure_data: dict[str, Any] = {"roc": {n: {k: c[k] for k in ("auc", "fpr", "tpr")} for n, c in curves.items()}}
     ctx: dict[str, Any] = {
+        "audit": True,
         "title": f"Membership-inference audit: {dataset.get('name')} / {target.get('model')}",
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "setting": setting,

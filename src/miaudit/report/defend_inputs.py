@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from miaudit.report.inputs import RESULTS_FILE, ReportError, RunInputs, _check_png, _number, _read_json, read_run
+from miaudit.report.privacy_inputs import read_privacy_audit
 
 PRIVACY_UTILITY_FILE = "privacy_utility.json"
 PRIVACY_UTILITY_PNG = "privacy_utility.png"
@@ -89,7 +90,16 @@ def read_privacy_utility(run_dir: Path) -> tuple[list[dict[str, Any]], Path | No
 def read_report_inputs(run_dir: Path) -> RunInputs:
     """What the report shows for ``run_dir``: an audit folder as :func:`read_run` reads it; a
     defend folder (``privacy_utility.json``) with its table and plot in the defenses section and,
-    without a ``results.json`` of its own, its first audit in the audit sections."""
+    without a ``results.json`` of its own, its first audit in the audit sections; and a
+    ``privacy_audit.json`` (:mod:`miaudit.report.privacy_inputs`) in the empirical-epsilon
+    section, alone when the folder holds no audit."""
+    privacy = read_privacy_audit(run_dir) if run_dir.is_dir() else None
+    if privacy is not None and not any((run_dir / name).is_file() for name in (RESULTS_FILE, PRIVACY_UTILITY_FILE)):
+        return RunInputs(run_dir, None, None, privacy_audit=privacy)
+    return dataclasses.replace(_audit_inputs(run_dir), privacy_audit=privacy)
+
+
+def _audit_inputs(run_dir: Path) -> RunInputs:
     if not (run_dir / PRIVACY_UTILITY_FILE).is_file():
         return read_run(run_dir)
     rows, first, protocol = read_privacy_utility(run_dir)

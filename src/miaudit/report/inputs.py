@@ -5,7 +5,10 @@ Files (all in RUN_DIR):
 - ``privacy_utility.json`` + ``privacy_utility.png`` (optional), written by ``miaudit defend --out``
   (:mod:`miaudit.report.defend_inputs`; a defend folder's audit sections come from its first audit);
 - ``defenses.json`` (optional, an older hand-written form; see :data:`DEFENSES_FILE`);
-- ``studies/<name>/study.json`` + ``plot.png`` (optional), written by ``miaudit study --out``.
+- ``studies/<name>/study.json`` + ``plot.png`` (optional), written by ``miaudit study --out``;
+- ``privacy_audit.json`` (optional), written by ``miaudit privacy-audit --out``
+  (:mod:`miaudit.report.privacy_inputs`; a folder holding it and no ``results.json`` is reported
+  with the empirical-epsilon section alone).
 
 Every malformed file is a :class:`ReportError` with one line saying what to fix; nothing is
 unpickled or executed, images are checked to be PNG files before they are embedded.
@@ -60,15 +63,19 @@ class StudyEntry:
 
 @dataclass(frozen=True)
 class RunInputs:
+    """What the report shows. ``results`` and ``scores`` are None only for a folder holding a
+    ``privacy_audit.json`` and no audit (the page then has the empirical-epsilon section alone)."""
+
     run_dir: Path
-    results: dict[str, Any]
-    scores: Scores
+    results: dict[str, Any] | None
+    scores: Scores | None
     defenses: list[dict[str, Any]] | None = None
     defenses_baseline: dict[str, Any] | None = None
     studies: list[StudyEntry] = field(default_factory=list)
     defenses_png: bytes | None = None  # the defend command's own plot, shown as it is
     defenses_source: str = DEFENSES_FILE
     defenses_note: str | None = None  # what the page's audit sections show, for a defend folder
+    privacy_audit: dict[str, Any] | None = None  # privacy_audit.json, checked
 
 
 def _read_json(path: Path) -> Any:
