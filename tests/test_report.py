@@ -344,7 +344,7 @@ def test_a_bound_above_the_accountants_epsilon_is_flagged_an_estimate_is_not(pri
         page = parse_report(run / "report.html")
         _check_empirical_table(page, doc)
         assert page.by_id["empirical-finding"]["attrs"]["data-broken"] == broken
-        assert ("exceeds the accountant's epsilon" in page.by_id["empirical-finding"]["text"]) == (broken == "1")
+        assert ("implementation or its accounting is broken" in page.by_id["empirical-finding"]["text"]) == (broken == "1")
 
 
 def test_an_audit_folder_with_a_privacy_audit_shows_both(run_dir, privacy_dir, tmp_path):
