@@ -270,18 +270,21 @@ def _swap_scores(run):
 def privacy_dir(tmp_path_factory):
     """A multi-run privacy audit (24 runs, 200 base records: a few seconds), so the folder holds a
     bound (clopper-pearson) and an estimate (gdp); privacy-audit writes report.html itself."""
+    out = tmp_path_factory.mktemp("privacy") / "audit"
+    _privacy_audit(out, tmp_path_factory.mktemp("cache"), "--mode", "multi-run", "--runs", "24")
+    return out
+
+
+def _privacy_audit(out, cache, *args):
     data = os.environ.get("MIAUDIT_DATA_DIR")
     if not data or not os.path.isdir(data):
         pytest.skip("MIAUDIT_DATA_DIR is not set to the shared data folder (make test sets it)")
     mp = pytest.MonkeyPatch()
-    mp.setenv("MIAUDIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    out = tmp_path_factory.mktemp("privacy") / "audit"
+    mp.setenv("MIAUDIT_CACHE_DIR", str(cache))
     try:
-        assert main(["privacy-audit", "--mode", "multi-run", "--runs", "24", "--base-records", "200",
-                     "--data-dir", data, "--quiet", "--out", str(out)]) == 0  # fmt: skip
+        assert main(["privacy-audit", *args, "--base-records", "200", "--data-dir", data, "--quiet", "--out", str(out)]) == 0
     finally:
         mp.undo()
-    return out
 
 
 def _privacy(folder):
@@ -352,13 +355,16 @@ def test_a_bound_above_the_accountants_epsilon_is_flagged_an_estimate_is_not(pri
         assert ("implementation or its accounting is broken" in page.by_id["empirical-finding"]["text"]) == (broken == "1")
 
 
-def test_an_audit_folder_with_a_privacy_audit_shows_both(run_dir, privacy_dir, tmp_path):
+def test_privacy_audit_into_an_audit_folder_reports_both(run_dir, tmp_path):
+    """`privacy-audit --out` an audit's folder (one run, 200 canaries): its report.html holds the
+    audit sections and the empirical-epsilon section."""
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
-    shutil.copy(privacy_dir / "privacy_audit.json", run)
-    assert main(["report", str(run), "--quiet"]) == 0
+    _privacy_audit(run, tmp_path / "cache", "--canaries", "200")
     page = parse_report(run / "report.html")
-    _check_empirical_table(page, _privacy(privacy_dir))
+    doc = _privacy(run)
+    assert doc["config"]["mode"] == "one-run" and [b["method"] for b in doc["bounds"]] == ["one-run"]
+    _check_empirical_table(page, doc)
     assert {"attack-table", "defense-table", "exposed-table", "empirical-epsilon"} <= set(page.tables)
     assert page.by_id["best-attack"]["text"] == strongest_attack(json.loads((run / "results.json").read_text())["attacks"])
 
