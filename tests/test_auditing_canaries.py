@@ -88,8 +88,10 @@ def test_bad_inputs_are_one_line_config_errors() -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="give more records or fewer canaries"):
         make_canaries("natural", x, y, 11, 0, num_classes=2)
-    with pytest.raises(ConfigError, match="choose one of: .*loss"):
+    with pytest.raises(ConfigError, match="needs reference models, which only the one-run audit trains"):
         score_canaries(None, x, y, "lira")
+    with pytest.raises(ConfigError, match="choose one of: .*loss"):
+        score_canaries(None, x, y, "bogus")
     c = make_canaries("natural", x, y, 3, 0, num_classes=2)
     with pytest.raises(ConfigError, match="whole number >= 1"):
         multi_run(x, y, c.x[:1], c.y[:1], runs=0, num_classes=2)

@@ -62,8 +62,34 @@ def test_a_memorising_model_gives_the_largest_bound_its_canaries_allow(data_dir,
     capsys.readouterr()
 
 
+def test_lira_and_gradient_canaries_score_through_the_audit(data_dir):
+    """LiRA calibrates each canary on reference models (online: each canary IN exactly half of
+    them, independent of the target's coins); gradient canaries are scored by their coordinate's
+    move. On a memorising model LiRA separates the coins as well as the loss does."""
+    from miaudit.auditing.reference_canaries import reference_memberships
+
+    lira = run_privacy_audit(PrivacyAuditConfig(canaries=200, base_records=300, attack="lira", references=4, data_dir=data_dir))
+    refs = lira["training"]["references"]
+    assert lira["config"]["attack"] == "lira" and refs["models"] == 4
+    memberships = reference_memberships(200, 4, 0, online=True)
+    assert (memberships.sum(axis=0) == 2).all() and refs["canaries_in_each"] == [int(r.sum()) for r in memberships]
+    assert not (memberships == np.asarray(lira["canaries"]["coins"], dtype=bool)).all(axis=1).any()
+    coins = np.asarray(lira["canaries"]["coins"], dtype=bool)
+    perfect = coins + np.linspace(0.0, 0.5, len(coins))
+    assert _bounds(lira)["one-run"] >= 0.9 * BOUNDS.get("one-run")(perfect, coins, delta=1e-5).epsilon
+    grad = run_privacy_audit(PrivacyAuditConfig(canary_kind="dirac", canaries=200, base_records=300, noise_multiplier=0.5,
+                                                dp_params={"epochs": 3}, data_dir=data_dir))  # fmt: skip
+    assert grad["config"]["attack"] == "parameter-move" and grad["canaries"]["kind"] == "dirac"
+    assert 0 < _bounds(grad)["one-run"] <= grad["accountant_epsilon"]
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--canaries", "0"], "canaries must be a whole number >= 1"),
+    (["--mode", "multi-run", "--attack", "lira"], "only the one-run audit trains"),
+    (["--canary-kind", "dirac"], "give --epsilon or --noise-multiplier"),
+    (["--canary-kind", "dirac", "--epsilon", "1", "--attack", "loss"], "scored by their parameter's move"),
+    (["--attack", "lira", "--references", "3"], "even number of reference models"),
+    (["--attack", "bogus"], "cannot score canaries"),
     (["--mode", "multi-run", "--runs", "3"], "cannot give a positive epsilon bound"),
     (["--canary-kind", "bogus"], "unknown canary kind"),
     (["--mode", "two-run"], "unknown mode"),

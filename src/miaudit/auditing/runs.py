@@ -16,9 +16,12 @@ bank), DP-SGD through the registered ``dpsgd`` defense (:mod:`miaudit.defenses.d
 whose accountant reports the epsilon the audit's lower bound is compared with.
 
 Threat model of the audit attack: it sees the trained model's probability vectors (or, for a
-white-box attack, its parameters) and the canaries, and no reference models: any registered attack
-with an uncalibrated mode (``loss``, ``confidence``, ``entropy``, ...) scores the canaries,
-higher = more likely IN. The default, ``loss``, scores log p_y (nats; Yeom et al., CSF 2018).
+white-box attack, its parameters) and the canaries. Any registered attack with an uncalibrated
+mode (``loss``, ``confidence``, ``entropy``, ...) scores the canaries without reference models,
+higher = more likely IN; the default, ``loss``, scores log p_y (nats; Yeom et al., CSF 2018).
+In a one-run audit ``lira`` and ``lira-offline`` (:mod:`miaudit.auditing.reference_canaries`)
+calibrate each canary on ``AuditTraining.references`` reference models the auditor trains the
+same way (in the ModelBank when undefended, with DP-SGD when the target is).
 
 Fault injection for auditing the auditor: :class:`DPTraining` with ``noise_divisor=10`` trains
 DP-SGD with a noise multiplier ten times smaller than the one it *claims*, and reports the
@@ -70,14 +73,17 @@ class AuditTraining:
     name) with architecture ``options`` and ``recipe`` (a :class:`~miaudit.models.TrainingRecipe`,
     default ``TrainingRecipe()``: the Location30 / Purchase100 non-private setting; DP-SGD ignores
     it and runs :data:`miaudit.defenses.dpsgd.DP_RECIPE` with ``dp.params``' changes), DP-SGD when
-    ``dp`` is given, and the registered
-    ``attack`` (see :func:`scoring_attacks`) that scores the canaries."""
+    ``dp`` is given, and the ``attack`` that scores the canaries: a registered attack of
+    :func:`scoring_attacks`, or (one-run only) one of
+    :data:`~miaudit.auditing.reference_canaries.REFERENCE_ATTACKS` with ``references`` reference
+    models."""
 
     model: str = "mlp"
     options: dict[str, Any] | None = None
     recipe: Any = None
     dp: DPTraining | None = None
     attack: str = "loss"
+    references: int = 8
 
 
 @dataclass(frozen=True)
@@ -152,10 +158,18 @@ def score_canaries(model: Any, x: np.ndarray, y: np.ndarray, attack: str = "loss
     return np.asarray(ATTACKS.get(attack)().uncalibrated().score(access, x, y).scores, dtype=np.float64)
 
 
-def _check_attack(attack: str) -> None:
+def _check_attack(attack: str, *, references_allowed: bool = False) -> None:
+    from miaudit.auditing.reference_canaries import REFERENCE_ATTACKS
+
     valid = scoring_attacks()
-    if attack not in valid:
-        raise ConfigError(f"attack {attack!r} cannot score canaries without reference models; choose one of: {', '.join(valid)}")
+    if attack in valid or (references_allowed and attack in REFERENCE_ATTACKS):
+        return
+    if attack in REFERENCE_ATTACKS:
+        raise ConfigError(
+            f"attack {attack!r} needs reference models, which only the one-run audit trains (a multi-run audit's single "
+            "canary cannot use them: its score would be monotone in the loss); use loss, or the one-run mode"
+        )
+    raise ConfigError(f"attack {attack!r} cannot score canaries; choose one of: {', '.join(valid + list(REFERENCE_ATTACKS))}")
 
 
 def _check_base(x: np.ndarray, y: np.ndarray, cx: np.ndarray, cy: np.ndarray, num_classes: int) -> None:
@@ -257,7 +271,7 @@ def one_run(
     t = training or AuditTraining()
     model, options, recipe, dp, attack = t.model, t.options, t.recipe, t.dp, t.attack
     _check_base(x, y, canaries.x, canaries.y, num_classes)
-    _check_attack(attack)
+    _check_attack(attack, references_allowed=True)
     inside = canaries.inside
     all_x = np.concatenate([np.asarray(x, dtype=np.float32), canaries.x[inside]])
     all_y = np.concatenate([np.asarray(y, dtype=np.int64), canaries.y[inside]])
@@ -270,8 +284,50 @@ def one_run(
         clf, report = train_private(_task(all_x, all_y, idx, num_classes, seed, model, options, recipe), dp)
         info["dpsgd"] = report
         epsilon, delta = float(report["epsilon"]), float(report["delta"])
-    scores = score_canaries(clf, canaries.x, canaries.y, attack)
+    from miaudit.auditing.reference_canaries import REFERENCE_ATTACKS
+
+    if attack in REFERENCE_ATTACKS:
+        scores, info["references"] = _reference_scores(x, y, canaries, clf, num_classes, seed, t)
+    else:
+        scores = score_canaries(clf, canaries.x, canaries.y, attack)
     return OneRunResult(clf, canaries, scores, attack, epsilon, delta, info)
+
+
+def _reference_scores(x: np.ndarray, y: np.ndarray, canaries: CanarySet, target: Any, num_classes: int, seed: int,
+                      t: AuditTraining) -> tuple[np.ndarray, dict[str, Any]]:  # fmt: skip
+    """LiRA scores of the canaries on ``target`` from ``t.references`` reference models trained
+    like it, on the base records plus the canaries of :func:`reference_memberships`."""
+    from miaudit.auditing.reference_canaries import lira_canary_scores, reference_memberships
+    from miaudit.models.seeding import derive_seed
+
+    online = t.attack == "lira"
+    memberships = reference_memberships(len(canaries), t.references, seed, online=online)
+    all_x = np.concatenate([np.asarray(x, dtype=np.float32), canaries.x])
+    all_y = np.concatenate([np.asarray(y, dtype=np.int64), canaries.y])
+    base = np.arange(len(y), dtype=np.int64)
+    subsets = [np.concatenate([base, len(y) + np.flatnonzero(row)]) for row in memberships]
+    seeds = [derive_seed(seed, f"auditing/reference-seed/{k}") % (2**32) for k in range(t.references)]
+    models, _ = _train_models(all_x, all_y, subsets, seeds, num_classes, t)
+    scores = lira_canary_scores(target, models, memberships, canaries.x, canaries.y, online=online)
+    return scores, {"attack": t.attack, "models": t.references, "canaries_in_each": [int(r.sum()) for r in memberships]}
+
+
+def _train_models(all_x: np.ndarray, all_y: np.ndarray, subsets: list[np.ndarray], seeds: list[int], num_classes: int,
+                  t: AuditTraining) -> tuple[list[Any], list[dict[str, Any]]]:  # fmt: skip
+    """One model per (subset, seed) of ``(all_x, all_y)`` as ``t`` says: undefended all at once
+    in the ModelBank (reports empty), DP-SGD one after another (each with its accountant's report)."""
+    if t.dp is None:
+        from miaudit.attacks.train_models import train_many
+        from miaudit.models import TrainingRecipe
+
+        recipe = t.recipe or TrainingRecipe()
+        return train_many(t.model, all_x, all_y, subsets, seeds, num_classes=num_classes, recipe=recipe, options=t.options), []
+    models, reports = [], []
+    for sub, s in zip(subsets, seeds, strict=True):
+        clf, report = train_private(_task(all_x, all_y, sub, num_classes, s, t.model, t.options, t.recipe), t.dp)
+        models.append(clf)
+        reports.append(report)
+    return models, reports
 
 
 def multi_run(
@@ -292,7 +348,7 @@ def multi_run(
     DP-SGD models one after another. Returns ``attack``'s score of the canary on every model."""
     runs = check_count(runs, "runs")
     t = training or AuditTraining()
-    model, options, recipe, dp, attack = t.model, t.options, t.recipe, t.dp, t.attack
+    dp, attack = t.dp, t.attack
     cx = np.asarray(canary_x, dtype=np.float32)
     cy = np.asarray(canary_y, dtype=np.int64).reshape(-1)
     if len(cx) != 1 or len(cy) != 1:
@@ -307,22 +363,9 @@ def multi_run(
     base = np.arange(len(y), dtype=np.int64)
     subsets = [np.append(base, len(y)) if c else base for c in coins]
     seeds = [derive_seed(seed, f"{_RUN_SEED_STREAM}/{r}") % (2**32) for r in range(runs)]
-    infos: list[dict[str, Any]] = []
-    if dp is None:
-        from miaudit.attacks.train_models import train_many
-        from miaudit.models import TrainingRecipe
-
-        models = train_many(model, all_x, all_y, subsets, seeds, num_classes=num_classes, recipe=recipe or TrainingRecipe(), options=options)
-        epsilons: list[float | None] = [None] * runs
-        delta = None
-    else:
-        models, epsilons = [], []
-        for sub, s in zip(subsets, seeds, strict=True):
-            clf, report = train_private(_task(all_x, all_y, sub, num_classes, s, model, options, recipe), dp)
-            models.append(clf)
-            epsilons.append(float(report["epsilon"]))
-            infos.append(report)
-        delta = float(dp.delta)
+    models, infos = _train_models(all_x, all_y, subsets, seeds, num_classes, t)
+    epsilons: list[float | None] = [float(r["epsilon"]) for r in infos] if dp is not None else [None] * runs
+    delta = None if dp is None else float(dp.delta)
     scores = np.array([score_canaries(m, cx, cy, attack)[0] for m in models], dtype=np.float64)
     return MultiRunResult(cx, cy, kind, scores, coins, attack, epsilons, delta, int(seed), infos)
 

@@ -11,7 +11,10 @@ at a stated confidence, selection done on a held-out half (never on the scores i
 Modes:
 
 - ``one-run`` (Steinke, Nasr & Jagielski, NeurIPS 2023): one model, ``m`` canaries; the
-  ``one-run`` bound.
+  ``one-run`` bound. Black box: record canaries scored by an uncalibrated attack (``loss``) or by
+  LiRA on the auditor's reference models (``lira``, ``lira-offline``). White box: canary kind
+  ``dirac``, gradient canaries inserted into DP-SGD's clipped sum, scored by how far their
+  parameter coordinate moved (``parameter-move``).
 - ``multi-run`` (Jagielski et al., NeurIPS 2020; Nasr et al., S&P 2021): ``R`` models, one
   canary, each run's coin independent: ``clopper-pearson`` (a bound) and ``gdp`` (an estimate).
 
@@ -22,6 +25,7 @@ for non-private runs, so the figures compare).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,10 @@ import numpy as np
 from miaudit.errors import ConfigError
 
 MODES = ("one-run", "multi-run")
+GRADIENT_KIND = "dirac"
+"""The white-box canary kind: gradient canaries, not records (see :func:`miaudit.auditing.runs.one_run_gradient`)."""
+GRADIENT_ATTACK = "parameter-move"
+DEFAULT_RECORD_ATTACK = "loss"
 #: The bounds each mode reports (names in :data:`miaudit.auditing.base.BOUNDS`).
 MODE_BOUNDS = {"one-run": ("one-run",), "multi-run": ("clopper-pearson", "gdp")}
 DEFAULT_DELTA = 1e-5
@@ -43,6 +51,9 @@ class PrivacyAuditConfig:
 
     ``noise_divisor`` > 1 is a deliberate fault for testing the auditor (DP-SGD adds
     ``1/noise_divisor`` of the noise it claims; see :class:`miaudit.auditing.runs.DPTraining`).
+    ``attack=None`` is the canary kind's default: ``loss`` for record canaries,
+    ``parameter-move`` for ``dirac`` gradient canaries; ``references`` is the number of reference
+    models ``lira`` / ``lira-offline`` train.
     """
 
     dataset: str = "location30"
@@ -56,7 +67,8 @@ class PrivacyAuditConfig:
     delta: float = DEFAULT_DELTA
     dp_params: dict[str, Any] = field(default_factory=dict)
     noise_divisor: float = 1.0
-    attack: str = "loss"
+    attack: str | None = None
+    references: int = 8
     confidence: float = 0.95
     seed: int = 0
     data_dir: str | None = None
@@ -72,6 +84,31 @@ class PrivacyAuditConfig:
             raise ConfigError("give epsilon or noise_multiplier for DP-SGD, not both")
         if self.epsilon is not None and not self.epsilon > 0:
             raise ConfigError(f"epsilon must be positive, got {self.epsilon}")
+        from miaudit.auditing.canaries import CANARY_KINDS
+
+        kinds = [*CANARY_KINDS.names(), GRADIENT_KIND]
+        if self.canary_kind not in kinds:
+            raise ConfigError(f"unknown canary kind {self.canary_kind!r}; choose one of: {', '.join(kinds)}")
+        if self.canary_kind == GRADIENT_KIND:
+            if self.mode != "one-run":
+                raise ConfigError("gradient (dirac) canaries are audited in one run; use --mode one-run")
+            if not self.private:
+                raise ConfigError("gradient (dirac) canaries are inserted into DP-SGD's clipped sum; give --epsilon or --noise-multiplier")
+            if self.attack not in (None, GRADIENT_ATTACK):
+                raise ConfigError(f"gradient (dirac) canaries are scored by their parameter's move ({GRADIENT_ATTACK}), not by {self.attack!r}")
+        elif self.attack == GRADIENT_ATTACK:
+            raise ConfigError(f"{GRADIENT_ATTACK} scores gradient canaries; use --canary-kind {GRADIENT_KIND}")
+        from miaudit.auditing.reference_canaries import REFERENCE_ATTACKS, reference_memberships
+
+        if self.attack in REFERENCE_ATTACKS:
+            reference_memberships(1, self.references, self.seed, online=self.attack == "lira")  # checks the count
+
+    @property
+    def scoring_attack(self) -> str:
+        """The attack that scores the canaries (``attack``, or the canary kind's default)."""
+        if self.attack is not None:
+            return self.attack
+        return GRADIENT_ATTACK if self.canary_kind == GRADIENT_KIND else DEFAULT_RECORD_ATTACK
 
     @property
     def private(self) -> bool:
@@ -98,9 +135,8 @@ def _check_power(config: PrivacyAuditConfig) -> None:
 
 def run_privacy_audit(config: PrivacyAuditConfig) -> dict[str, Any]:
     """Train, score the canaries, compute every bound of the mode; returns a JSON-able record."""
-    from miaudit.auditing.base import BOUNDS
     from miaudit.auditing.canaries import make_canaries
-    from miaudit.auditing.runs import AuditTraining, DPTraining, multi_run, one_run
+    from miaudit.auditing.runs import AuditTraining, DPTraining, multi_run, one_run, one_run_gradient
     from miaudit.data import load_dataset
 
     _check_power(config)
@@ -112,34 +148,50 @@ def run_privacy_audit(config: PrivacyAuditConfig) -> dict[str, Any]:
         raise ConfigError(f"{config.dataset} has {len(y)} records: too few for {config.base_records} base records and {m} canaries")
     order = np.random.default_rng(config.seed).permutation(len(y))
     base, rest = order[: config.base_records], order[config.base_records :]
-    canaries = make_canaries(config.canary_kind, x[rest], y[rest], m, config.seed, num_classes=data.num_classes)
     dp = None
     if config.private:
         dp = DPTraining(epsilon=config.epsilon, noise_multiplier=config.noise_multiplier, delta=config.delta,
                         params=dict(config.dp_params), noise_divisor=config.noise_divisor)  # fmt: skip
-    training = AuditTraining(dp=dp, attack=config.attack)
+    if config.canary_kind == GRADIENT_KIND:
+        assert dp is not None  # checked by the config
+        grad = one_run_gradient(x[base], y[base], m, num_classes=data.num_classes, dp=dp, seed=config.seed)
+        scores, coins, claimed = grad.scores, grad.coins, grad.epsilon
+        runs_info: dict[str, Any] = {"canaries": {k: v for k, v in grad.to_json().items() if k != "info"}, "training": {"dpsgd": grad.info}}
+        return _record(config, scores, coins, claimed, runs_info)
+    canaries = make_canaries(config.canary_kind, x[rest], y[rest], m, config.seed, num_classes=data.num_classes)
+    training = AuditTraining(dp=dp, attack=config.scoring_attack, references=config.references)
     if config.mode == "one-run":
         run = one_run(x[base], y[base], canaries, num_classes=data.num_classes, seed=config.seed, training=training)
         scores, coins, claimed = run.scores, run.coins, run.epsilon
-        runs_info: dict[str, Any] = {"canaries": canaries.to_json(), "training": run.info}
+        runs_info = {"canaries": canaries.to_json(), "training": run.info}
     else:
         multi = multi_run(x[base], y[base], canaries.x, canaries.y, runs=config.runs, num_classes=data.num_classes,
                           seed=config.seed, kind=config.canary_kind, training=training)  # fmt: skip
         scores, coins = multi.scores, multi.coins
         claimed = max((e for e in multi.epsilons if e is not None), default=None)
         runs_info = {"runs": multi.to_json()}
+    return _record(config, scores, coins, claimed, runs_info)
+
+
+def _record(config: PrivacyAuditConfig, scores: np.ndarray, coins: np.ndarray, claimed: float | None,
+            runs_info: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Every bound of the mode from the canaries' scores and coins, as the audit's JSON-able record."""
+    from miaudit.auditing.base import BOUNDS
+
     bounds = []
     for name in MODE_BOUNDS[config.mode]:
         # every method at the audit's delta; the GDP estimate has no confidence level
         level = {} if name == "gdp" else {"confidence": config.confidence}
         result = BOUNDS.get(name)(scores, coins, delta=config.delta, seed=config.seed, **level)
         row = asdict(result)
+        if math.isnan(row["confidence"]):  # an estimate has no confidence level; JSON has no NaN
+            row["confidence"] = None
         row["ratio_to_accountant"] = None if claimed is None or claimed <= 0 else float(result.epsilon / claimed)
         bounds.append(row)
     return {
         "schema": "miaudit.privacy-audit",
         "schema_version": 1,
-        "config": asdict(config),
+        "config": {**asdict(config), "attack": config.scoring_attack},  # the attack that ran (None: the kind's default)
         "accountant_epsilon": claimed,
         "delta": config.delta,
         "trials": int(len(coins)),
@@ -154,7 +206,8 @@ def format_table(record: dict[str, Any]) -> str:
     lines = ["| method | kind | epsilon (nats) | confidence | accountant's epsilon | ratio | selection |", "|---|---|---|---|---|---|---|"]
     for b in record["bounds"]:
         ratio = "-" if b["ratio_to_accountant"] is None else f"{b['ratio_to_accountant']:.3f}"
-        lines.append(f"| {b['method']} | {b['kind']} | {b['epsilon']:.3f} | {b['confidence']:g} | "
+        confidence = "none (estimate)" if b["confidence"] is None else f"{b['confidence']:g}"
+        lines.append(f"| {b['method']} | {b['kind']} | {b['epsilon']:.3f} | {confidence} | "
                      f"{'non-private' if eps is None else f'{eps:.3f}'} | {ratio} | {b['selection']} |")  # fmt: skip
     return "\n".join(lines)
 

@@ -152,7 +152,7 @@ def _empirical(doc: dict[str, Any]) -> dict[str, Any]:
             "kind": b["kind"],
             "estimate": estimate,
             "epsilon": float(b["epsilon"]),
-            "confidence": None if confidence is None or math.isnan(confidence) else float(confidence),
+            "confidence": None if confidence is None else float(confidence),
             "ratio": b.get("ratio_to_accountant"),
             "selection": b["selection"],
             "rule": choice.get("rule"),

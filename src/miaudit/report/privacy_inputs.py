@@ -44,8 +44,8 @@ def _check_bound(row: Any, what: str, accountant: float | None) -> None:
         raise ReportError(f"{what} kind must be one of {', '.join(map(repr, KINDS))}, got {row.get('kind')!r}")
     epsilon = _number(row.get("epsilon"), f"{what} epsilon", 0.0)
     confidence = row.get("confidence")
-    # An estimate has no confidence level: privacy-audit writes NaN (the GDP estimate's), None is accepted too.
-    if not (row["kind"] == "estimate" and (confidence is None or (isinstance(confidence, float) and math.isnan(confidence)))):
+    # An estimate has no confidence level: privacy-audit writes null.
+    if not (row["kind"] == "estimate" and confidence is None):
         if _number(confidence, f"{what} confidence", 0.0, 1.0) in (0.0, 1.0):
             raise ReportError(f"{what} confidence must lie strictly between 0 and 1, got {confidence!r}")
     _number(row.get("delta"), f"{what} delta", 0.0, 1.0)
