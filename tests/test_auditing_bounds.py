@@ -18,7 +18,7 @@ from miaudit.errors import ConfigError, InputError
 
 
 def test_registry_names_the_methods() -> None:
-    assert BOUNDS.names() == ["clopper-pearson", "gdp", "one-run"]
+    assert BOUNDS.names() == ["clopper-pearson", "gdp", "one-run", "one-run-fdp"]
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (17, 50), (1, 1000)])

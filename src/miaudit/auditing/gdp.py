@@ -68,6 +68,18 @@ def gdp_epsilon(mu: float, delta: float) -> float:
     return float(optimize.brentq(lambda e: gdp_delta(e, mu) - delta, 0.0, hi, xtol=1e-12, rtol=1e-12))
 
 
+def gdp_mu(epsilon: float, delta: float) -> float:
+    """The mu whose mu-GDP is exactly (epsilon, delta)-DP (the inverse of :func:`gdp_epsilon` in mu; eps in nats)."""
+    delta = check_delta(delta, positive=True)
+    epsilon = float(epsilon)
+    if not math.isfinite(epsilon) or epsilon < 0:
+        raise ConfigError(f"epsilon must be finite and >= 0, got {epsilon!r}")
+    hi = 1.0
+    while gdp_delta(epsilon, hi) < delta:
+        hi *= 2.0
+    return float(optimize.brentq(lambda mu: gdp_delta(epsilon, mu) - delta, 1e-12, hi, xtol=1e-12, rtol=1e-12))
+
+
 def mu_at_counts(counts: dict[str, np.ndarray]) -> np.ndarray:
     """mu from threshold counts (``tp``, ``fp``, ``fn``, ``tn`` arrays), a zero count taken as 1/2."""
     n_non = counts["fp"] + counts["tn"]

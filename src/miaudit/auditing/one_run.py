@@ -16,7 +16,8 @@ Steinke, Nasr & Jagielski, "Privacy Auditing with One (1) Training Run", NeurIPS
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
@@ -108,6 +109,84 @@ def guess_pairs(m: int, fractions: Sequence[float] = GUESS_FRACTIONS) -> list[tu
     return [(a, b) for a in ks for b in ks if 1 <= a + b <= m]
 
 
+@dataclass(frozen=True)
+class GuessChoice:
+    """The (k+, k-) a one-run method used, on which canaries, at which per-test confidence.
+
+    ``value`` is the method's quantity (the one maximised while choosing) on the ``m`` reported
+    canaries, ``v`` their correct guesses, ``how`` a sentence on the selection.
+    """
+
+    value: float
+    k_plus: int
+    k_minus: int
+    v: int
+    m: int
+    level: float
+    how: str
+
+
+PairBound = Callable[[int, np.ndarray, np.ndarray, float], np.ndarray]
+"""``bound(m, r, v, level)``: a method's value for arrays of guess counts r and correct guesses v."""
+
+
+def check_pairs(pairs: Sequence[tuple[int, int]], m: int) -> list[tuple[int, int]]:
+    """``pairs`` as int (k+, k-) tuples, each with k+, k- >= 0 and 1 <= k+ + k- <= m; ConfigError otherwise."""
+    pairs = [(int(a), int(b)) for a, b in pairs]
+    if not pairs or any(a < 0 or b < 0 or not 1 <= a + b <= m for a, b in pairs):
+        raise ConfigError(f"every (k+, k-) needs k+, k- >= 0 and 1 <= k+ + k- <= {m} (the canaries it is used on)")
+    return pairs
+
+
+def choose_guesses(
+    s: np.ndarray,
+    S: np.ndarray,
+    bound: PairBound,
+    *,
+    confidence: float,
+    selection: str,
+    seed: int,
+    k_plus: int | None,
+    k_minus: int | None,
+    grid: Sequence[tuple[int, int]] | None,
+) -> GuessChoice:
+    """The one-run selection rules (``"split"``, ``"bonferroni"``, ``"fixed"``; see :func:`one_run_bound`)
+    applied to any method ``bound`` that maps guess counts to a value to maximise (checked scores
+    ``s`` and coins ``S``). Shared by the one-run bounds so that they select in exactly one way.
+    """
+
+    def evaluate(idx: np.ndarray, pairs: Sequence[tuple[int, int]], level: float) -> list[tuple[float, int, int, int]]:
+        order = idx[ranking(s[idx], seed)]
+        v = np.array([correct_guesses(order, S, kp, km) for kp, km in pairs], dtype=np.int64)
+        r = np.array([kp + km for kp, km in pairs], dtype=np.int64)
+        values = np.asarray(bound(len(idx), r, v, level), dtype=np.float64)
+        return [(float(x), kp, km, int(c)) for x, (kp, km), c in zip(values, pairs, v)]
+
+    m_all = len(s)
+    if selection == "fixed":
+        if k_plus is None or k_minus is None:
+            raise ConfigError("selection 'fixed' needs k_plus= and k_minus=")
+        (kp, km), = check_pairs([(k_plus, k_minus)], m_all)
+        level, report, how = confidence, np.arange(m_all), "given by the caller"
+    elif selection == "bonferroni":
+        pairs = check_pairs(grid if grid is not None else guess_pairs(m_all), m_all)
+        level = 1.0 - (1.0 - confidence) / len(pairs)
+        best = max(evaluate(np.arange(m_all), pairs, level))
+        kp, km, report = best[1], best[2], np.arange(m_all)
+        how = f"best of {len(pairs)} (k+, k-) pairs on all canaries, Bonferroni-corrected (each at {level:.6g})"
+    else:
+        select, report = split_halves(S, seed, stratify=False)
+        pairs = check_pairs(grid if grid is not None else guess_pairs(len(select)), len(select))
+        best = max(evaluate(select, pairs, confidence), key=lambda t: (t[0], t[1] + t[2]))
+        kp, km, level = best[1], best[2], confidence
+        how = f"maximised over {len(pairs)} (k+, k-) pairs on a seeded selection half ({len(select)} canaries, seed {seed}); reported on the other half"
+    value, kp, km, v = evaluate(report, [(kp, km)], level)[0]
+    return GuessChoice(value=value, k_plus=kp, k_minus=km, v=v, m=len(report), level=level, how=how)
+
+
+GUESS_RULE = "top k+ guessed IN, bottom k- guessed OUT, the rest abstain"
+
+
 @BOUNDS.register("one-run")
 def one_run_bound(
     scores: np.ndarray,
@@ -140,49 +219,20 @@ def one_run_bound(
     confidence = check_confidence(confidence)
     delta = check_delta(delta)
     selection = check_selection(selection)
-    m_all = len(s)
 
-    def evaluate(idx: np.ndarray, pairs: Sequence[tuple[int, int]], level: float) -> list[tuple[float, int, int, int]]:
-        order = idx[ranking(s[idx], seed)]
-        out = []
-        for kp, km in pairs:
-            v = correct_guesses(order, S, kp, km)
-            out.append((epsilon_lower_bound(len(idx), kp + km, v, delta, level), kp, km, v))
-        return out
+    def bound(m: int, r: np.ndarray, v: np.ndarray, level: float) -> np.ndarray:
+        return np.array([epsilon_lower_bound(m, int(a), int(b), delta, level) for a, b in zip(r, v)])
 
-    def check_pairs(pairs: Sequence[tuple[int, int]], m: int) -> list[tuple[int, int]]:
-        pairs = [(int(a), int(b)) for a, b in pairs]
-        if not pairs or any(a < 0 or b < 0 or not 1 <= a + b <= m for a, b in pairs):
-            raise ConfigError(f"every (k+, k-) needs k+, k- >= 0 and 1 <= k+ + k- <= {m} (the canaries it is used on)")
-        return pairs
-
-    if selection == "fixed":
-        if k_plus is None or k_minus is None:
-            raise ConfigError("selection 'fixed' needs k_plus= and k_minus=")
-        (kp, km), = check_pairs([(k_plus, k_minus)], m_all)
-        level, report, how = confidence, np.arange(m_all), "given by the caller"
-    elif selection == "bonferroni":
-        pairs = check_pairs(grid if grid is not None else guess_pairs(m_all), m_all)
-        level = 1.0 - (1.0 - confidence) / len(pairs)
-        best = max(evaluate(np.arange(m_all), pairs, level))
-        kp, km, report = best[1], best[2], np.arange(m_all)
-        how = f"best of {len(pairs)} (k+, k-) pairs on all canaries, Bonferroni-corrected (each at {level:.6g})"
-    else:
-        select, report = split_halves(S, seed, stratify=False)
-        pairs = check_pairs(grid if grid is not None else guess_pairs(len(select)), len(select))
-        best = max(evaluate(select, pairs, confidence), key=lambda t: (t[0], t[1] + t[2]))
-        kp, km, level = best[1], best[2], confidence
-        how = f"maximised over {len(pairs)} (k+, k-) pairs on a seeded selection half ({len(select)} canaries, seed {seed}); reported on the other half"
-    eps, kp, km, v = evaluate(report, [(kp, km)], level)[0]
+    c = choose_guesses(s, S, bound, confidence=confidence, selection=selection, seed=seed, k_plus=k_plus, k_minus=k_minus, grid=grid)
     return BoundResult(
         method="one-run",
-        epsilon=eps,
+        epsilon=c.value,
         kind=LOWER_BOUND,
         confidence=confidence,
         delta=delta,
         selection=selection,
-        choice={"k_plus": kp, "k_minus": km, "rule": "top k+ guessed IN, bottom k- guessed OUT, the rest abstain", "how": how},
-        counts={"m": len(report), "r": kp + km, "v": v},
+        choice={"k_plus": c.k_plus, "k_minus": c.k_minus, "rule": GUESS_RULE, "how": c.how},
+        counts={"m": c.m, "r": c.k_plus + c.k_minus, "v": c.v},
         paper=PAPER,
-        details={"per_test_confidence": level},
+        details={"per_test_confidence": c.level},
     )
