@@ -11,7 +11,8 @@ at a stated confidence, selection done on a held-out half (never on the scores i
 Modes:
 
 - ``one-run`` (Steinke, Nasr & Jagielski, NeurIPS 2023): one model, ``m`` canaries; the
-  ``one-run`` bound. Black box: record canaries scored by an uncalibrated attack (``loss``) or by
+  ``one-run`` bound and its f-DP counterpart ``one-run-fdp`` (Mahloujifar, Melis & Chaudhuri 2024,
+  (epsilon, delta) family). Black box: record canaries scored by an uncalibrated attack (``loss``) or by
   LiRA on the auditor's reference models (``lira``, ``lira-offline``). White box: canary kind
   ``dirac``, gradient canaries inserted into DP-SGD's clipped sum, scored by how far their
   parameter coordinate moved (``parameter-move``).
@@ -40,7 +41,7 @@ GRADIENT_KIND = "dirac"
 GRADIENT_ATTACK = "parameter-move"
 DEFAULT_RECORD_ATTACK = "loss"
 #: The bounds each mode reports (names in :data:`miaudit.auditing.base.BOUNDS`).
-MODE_BOUNDS = {"one-run": ("one-run",), "multi-run": ("clopper-pearson", "gdp")}
+MODE_BOUNDS = {"one-run": ("one-run", "one-run-fdp"), "multi-run": ("clopper-pearson", "gdp")}
 DEFAULT_DELTA = 1e-5
 
 
