@@ -160,12 +160,13 @@ def _summary(
     }
 
 
-def verdict_of(scores: dict[str, Any], is_member: np.ndarray) -> Verdict | None:
-    """The verdict over every attack's scores (None when no attack ran)."""
+def verdict_of(scores: dict[str, Any], is_member: np.ndarray, headline_order: tuple[str, ...] = HEADLINE_ORDER) -> Verdict | None:
+    """The verdict over every attack's scores (None when no attack ran); the headline is the
+    first of ``headline_order`` that ran (the classifier attacks' order by default)."""
     if not scores:
         return None
     arrays = {name: np.asarray(values, dtype=np.float64) for name, values in scores.items()}
-    return compute_verdict(arrays, np.asarray(is_member, dtype=bool), headline_order=HEADLINE_ORDER)
+    return compute_verdict(arrays, np.asarray(is_member, dtype=bool), headline_order=headline_order)
 
 
 @dataclass(frozen=True)
@@ -275,11 +276,13 @@ def record_from_scores(
     notes: list[str] | tuple[str, ...] = (),
     n_bootstrap: int = 0,
     seed: int = 0,
+    headline_order: tuple[str, ...] = HEADLINE_ORDER,
 ) -> AuditRecord:
     """A record from scores computed outside :func:`run_audit` (e.g. the many-target protocol,
-    which scores every target from models' outputs computed once). Metrics and the verdict are
-    computed here exactly as for any audit; ``dataset`` / ``target`` / ``config`` are the
-    front door's own descriptions."""
+    which scores every target from models' outputs computed once, or a text audit). Metrics and
+    the verdict are computed here exactly as for any audit; ``dataset`` / ``target`` /
+    ``config`` are the front door's own descriptions; ``headline_order`` ranks the attacks for
+    the verdict's headline (fixed in advance, never from the truth)."""
     from miaudit import metrics
 
     is_member = np.asarray(is_member, dtype=bool)
@@ -291,7 +294,7 @@ def record_from_scores(
     summary = _summary(
         kind=kind, config=json.loads(json.dumps(config, default=str)), dataset=dataset, target=target,
         threat_model=threat_model, threat=None, is_member=is_member, notes=notes, attacks=attacks, skipped={},
-        defense=None, warnings=(), verdict=verdict_of(arrays, is_member),
+        defense=None, warnings=(), verdict=verdict_of(arrays, is_member, headline_order),
     )  # fmt: skip
     return AuditRecord(summary, np.asarray(record_indices), is_member, arrays)
 
