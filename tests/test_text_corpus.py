@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 
 import pytest
 
@@ -56,7 +57,7 @@ def test_hostile_files_are_one_line_input_errors(tmp_path, name, content, messag
     assert "\n" not in str(info.value)
 
 
-def test_huge_sparse_file_is_refused_before_reading(tmp_path):
+def test_huge_absent_and_special_files_are_refused_before_reading(tmp_path):
     path = tmp_path / "huge.txt"
     with path.open("wb") as f:
         f.truncate(300 << 20)  # 300 MiB of holes: no disk used, nothing should be read
@@ -66,6 +67,9 @@ def test_huge_sparse_file_is_refused_before_reading(tmp_path):
         read_documents(tmp_path / "absent.txt")
     with pytest.raises(InputError, match="is a folder"):
         read_documents(tmp_path)
+    os.mkfifo(tmp_path / "fifo.txt")  # reading a FIFO would block forever
+    with pytest.raises(InputError, match="not a regular file"):
+        read_documents(tmp_path / "fifo.txt")
 
 
 # ----------------------------------------------------------------------------- corpora
