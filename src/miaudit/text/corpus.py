@@ -82,17 +82,23 @@ def _decode(raw: bytes, name: str, number: int) -> str:
     return line.removeprefix("\ufeff") if number == 1 else line
 
 
+_JSON_TYPES = {list: "array", dict: "object", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
 def _record_text(line: str, name: str, number: int) -> str:
     try:
         record = parse_json(line, f"{name} line {number}")
     except MiauditError as exc:
         raise InputError(f"{exc}; {_HOW}") from None
-    text = record.get("text") if isinstance(record, dict) else None
-    if not isinstance(text, str):
-        found = "a JSON object without a \"text\" field" if isinstance(record, dict) and "text" not in record else (
-            f"\"text\" of type {type(text).__name__}" if isinstance(record, dict) else f"a JSON {type(record).__name__}, not an object")
-        raise InputError(f"{name}: line {number} holds {found}; {_HOW}")
-    return text
+    if not isinstance(record, dict):
+        found = f"a JSON {_JSON_TYPES.get(type(record), 'value')}, not an object"
+    elif "text" not in record:
+        found = 'a JSON object without a "text" field'
+    elif not isinstance(record["text"], str):
+        found = f'a "text" that is a JSON {_JSON_TYPES.get(type(record["text"]), "value")}, not a string'
+    else:
+        return record["text"]
+    raise InputError(f"{name}: line {number} holds {found}; {_HOW}")
 
 
 def _check_count(count: int, name: str) -> None:
