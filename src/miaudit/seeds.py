@@ -30,6 +30,8 @@ STREAM_TAGS: dict[str, int] = {
     "many-targets/subset": 0x3A7,  # the records and model seeds of the many-target protocol
     "many-targets/order": 0x7E5,  # the order of each target's references
     "auditing/split": 0xB0D5,  # auditing/base.py: the selection and reporting halves of an epsilon bound's scores
+    "text/split": 0x7E575,  # text/corpus.py: members, non-members, pool and public text of a corpus
+    "text/blind-folds": 0xB11D,  # text/blind.py: the blind baseline's cross-fitting folds
 }
 # Streams laid out tag first (np.random.SeedSequence([tag, *extra])): they depend on no seed.
 TAG_FIRST: dict[str, int] = {"study/subsample": 0x57D1}
