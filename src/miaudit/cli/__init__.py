@@ -27,6 +27,7 @@ from miaudit.cli import (
     run_cmd,
     serve_cmd,
     study_cmd,
+    text_audit_cmd,
 )
 from miaudit.cli.common import COMMANDS, UsageError
 from miaudit.cli.errors import quiet_warnings, report_failure
@@ -34,7 +35,7 @@ from miaudit.limits import parse_limit, use_limits
 
 _MODULES = (
     audit_cmd, datasets_cmd, defend_cmd, many_targets_cmd, own_cmd, privacy_audit_cmd, registry_cmds, report_cmd,
-    reproduce_cmd, run_cmd, serve_cmd, study_cmd,
+    reproduce_cmd, run_cmd, serve_cmd, study_cmd, text_audit_cmd,
 )  # importing them fills COMMANDS
 
 

@@ -1,0 +1,61 @@
+"""``miaudit audit-text``: a membership audit of a language model (trained here, or your own folder)."""
+
+from __future__ import annotations
+
+import argparse
+
+from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_flags, claimed_out, console, parse_name_list
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    own = p.add_argument_group("your own model (all three together)")
+    own.add_argument("--model-dir", default=None, help="a Hugging Face causal-LM folder (safetensors weights, no remote code)")
+    own.add_argument("--train", default=None, help="its members: .txt (one document per line) or .jsonl (field text)")
+    own.add_argument("--test", default=None, help="documents it did not train on, same formats")
+    own.add_argument("--reference-dir", default=None, help="a reference LM folder for the reference attack (optional)")
+    here = p.add_argument_group("a model trained here")
+    here.add_argument("--corpus", default="fortunes", help="a registered offline corpus (default fortunes: Debian package fortunes)")
+    here.add_argument("--members", type=int, default=300, help="documents the target trains on (default 300)")
+    here.add_argument("--nonmembers", type=int, default=300, help="documents it does not (default 300)")
+    here.add_argument("--pool", type=int, default=300, help="the attacker's own documents, for its reference LM (default 300)")
+    here.add_argument("--public", type=int, default=2000, help="public text for the tokenizer and pre-training (default 2000)")
+    here.add_argument("--size", default="tiny", help="model size: tiny or small (default tiny)")
+    here.add_argument("--setting", default="fine-tune", help="fine-tune (pre-train on public text, then members) or scratch")
+    here.add_argument("--epochs", type=int, default=10, help="epochs on the members (default 10)")
+    here.add_argument("--pretrain-epochs", type=int, default=2, help="epochs on the public text when fine-tuning (default 2)")
+    here.add_argument("--shift", default=None, help="source: members and non-members from different sources ON PURPOSE (a blind-baseline check)")
+    p.add_argument("--attacks", default=None, help="comma-separated text attacks (default: every one the inputs permit)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="results folder (default results/audit-text)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    add_data_dir_flag(p)
+    add_output_flags(p)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from miaudit.text.audit import TextAuditConfig, run_text_audit
+
+    config = TextAuditConfig(
+        corpus=args.corpus, members=args.members, nonmembers=args.nonmembers, pool=args.pool, public=args.public, size=args.size,
+        setting=args.setting, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, attacks=parse_name_list("--attacks", args.attacks),
+        shift=args.shift, seed=args.seed, model_dir=args.model_dir, reference_dir=args.reference_dir, train_file=args.train,
+        test_file=args.test, data_dir=args.data_dir,
+    )  # fmt: skip
+    with claimed_out(args, "results/audit-text", uses_cache=False) as out_dir:
+        record = run_text_audit(config)
+        paths = record.write(out_dir, report=not args.no_report)
+    if args.json:
+        print(record.to_json(), end="")
+        return 0
+    out = console(args)
+    out.print(record.table().to_string(index=False), markup=False, highlight=False, soft_wrap=True)
+    for note in record.summary.get("notes", []):
+        out.print(note, markup=False, highlight=False, soft_wrap=True)
+    verdict = record.verdict
+    if verdict is not None:
+        out.print(verdict.headline, markup=False, highlight=False, soft_wrap=True)
+    out.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+COMMANDS.add("audit-text", Command("Membership audit of a language model: a small GPT trained here, or your own folder.", _configure, _run))

@@ -1,0 +1,197 @@
+"""A membership audit of a language model: documents in, the audit record out (``miaudit audit-text``).
+
+Two targets, one pipeline:
+
+- **trained here** (``model_dir=None``): a corpus of :data:`~miaudit.text.corpus.TEXT_CORPORA`
+  is split i.i.d. into members, non-members, the attacker's pool and public text; a byte-level
+  BPE tokenizer and a small GPT (:data:`~miaudit.text.lm.LM_SIZES`) are trained on the public
+  text; the target is that model fine-tuned on the members (``setting="fine-tune"``, the
+  setting users audit most) or trained on them from scratch (``"scratch"``);
+- **the user's own** (``model_dir``): a Hugging Face causal-LM folder (safetensors only, no
+  remote code: :func:`~miaudit.text.lm_folder.load_lm`) and the user's members and non-members
+  files (:func:`~miaudit.text.corpus.read_documents`).
+
+Threat model (gray box, the LLM audits' usual one): the attacker queries the target for the
+log-probability of every token (and, for min-k%++, the whole next-token distribution); it
+holds its own text (the pool) and may train a reference LM on it. Trained here, the reference
+is the public pre-trained model fine-tuned on the pool exactly as the target was on the
+members (Carlini et al. 2021's reference model, the same recipe on other data); for a user's
+model, ``reference_dir`` names one, else the reference attack is skipped with its reason.
+Membership truth reaches only the metrics, the verdict and the blind baseline
+(:mod:`miaudit.text.blind`), which is reported beside the attacks as a check of the split,
+never as an attack.
+
+The record is the classifier audits' (:func:`miaudit.core.record.record_from_scores`):
+``results.json``, ``scores.csv`` (record index: members first, then non-members) and the report.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from miaudit.errors import ConfigError
+
+#: Text attacks strongest-first by the literature (mimir, Duan et al. 2024; Zhang et al. 2024):
+#: the verdict's headline is the first one that ran. Fixed in advance, never from the truth.
+TEXT_HEADLINE_ORDER: tuple[str, ...] = ("reference", "min-k-plus-plus", "min-k", "zlib", "loss")
+SETTINGS = ("fine-tune", "scratch")
+
+
+@dataclass(frozen=True)
+class TextAuditConfig:
+    """One text audit. Trained here: ``corpus`` and the split sizes (documents), the model
+    ``size``, ``setting``, ``epochs`` on the members (and ``pretrain_epochs`` on public text for
+    fine-tuning), the learning rate; own model: ``model_dir`` with ``train_file`` (members) and
+    ``test_file`` (non-members), optionally ``reference_dir``. ``attacks=None`` runs every
+    registered text attack the inputs permit."""
+
+    corpus: str = "fortunes"
+    members: int = 300
+    nonmembers: int = 300
+    pool: int = 300
+    public: int = 2000
+    size: str = "tiny"
+    setting: str = "fine-tune"
+    epochs: int = 10
+    pretrain_epochs: int = 2
+    lr: float = 1e-3
+    vocab_size: int = 512
+    attacks: tuple[str, ...] | None = None
+    shift: str | None = None
+    seed: int = 0
+    model_dir: str | None = None
+    reference_dir: str | None = None
+    train_file: str | None = None
+    test_file: str | None = None
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.setting not in SETTINGS:
+            raise ConfigError(f"unknown setting {self.setting!r}; choose one of: {', '.join(SETTINGS)}")
+        own = (self.model_dir, self.train_file, self.test_file)
+        if any(v is not None for v in own) and any(v is None for v in own):
+            raise ConfigError("auditing your own language model needs --model-dir, --train (members) and --test (non-members) together")
+        if self.reference_dir is not None and self.model_dir is None:
+            raise ConfigError("--reference-dir is for your own model (--model-dir); a model trained here trains its reference itself")
+
+    @property
+    def own_model(self) -> bool:
+        return self.model_dir is not None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    target: Any
+    reference: Any
+    tokenizer: Any
+    reference_tokenizer: Any
+    members: tuple[str, ...]
+    nonmembers: tuple[str, ...]
+    description: dict[str, Any]
+
+
+def _train_here(config: TextAuditConfig) -> _Prepared:
+    """The corpus split, the tokenizer and public model, the target and the attacker's reference."""
+    from miaudit.text.corpus import load_corpus_with_sources, split_documents
+    from miaudit.text.lm import build_lm, lm_config, train_lm, train_tokenizer
+
+    cfg = lm_config(config.size)
+    docs, sources = load_corpus_with_sources(config.corpus, Path(config.data_dir) if config.data_dir else None)
+    split = split_documents(docs, members=config.members, nonmembers=config.nonmembers, pool=config.pool, public=config.public,
+                            seed=config.seed, sources=sources, shift=config.shift)  # fmt: skip
+    tokenizer = train_tokenizer(split.public, vocab_size=config.vocab_size, seed=config.seed)
+    base = build_lm(cfg, len(tokenizer), config.seed, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    recipe = {"lr": config.lr, "seed": config.seed}
+    if config.setting == "fine-tune":
+        train_lm(base, tokenizer, split.public, epochs=config.pretrain_epochs, **recipe)
+    # the reference: the same start and recipe on the attacker's pool (empty pool: no reference)
+    reference = train_lm(copy.deepcopy(base), tokenizer, split.pool, epochs=config.epochs, **recipe) if split.pool else None
+    target = train_lm(base, tokenizer, split.members, epochs=config.epochs, **recipe)
+    description = {
+        "source": "trained here", "corpus": config.corpus, "split": split.how, "size": config.size, "lm_config": asdict(cfg),
+        "setting": config.setting, "epochs": config.epochs, "pretrain_epochs": config.pretrain_epochs if config.setting == "fine-tune" else 0,
+        "lr": config.lr, "vocab_size": len(tokenizer), "pool": len(split.pool), "public": len(split.public),
+        "reference": "the public model fine-tuned on the attacker's pool with the target's recipe" if reference is not None else None,
+    }  # fmt: skip
+    return _Prepared(target, reference, tokenizer, tokenizer, split.members, split.nonmembers, description)
+
+
+def _own_model(config: TextAuditConfig) -> _Prepared:
+    from miaudit.text.corpus import read_documents
+    from miaudit.text.lm_folder import load_lm
+
+    members, nonmembers = tuple(read_documents(config.train_file)), tuple(read_documents(config.test_file))  # type: ignore[arg-type]
+    overlap = set(members) & set(nonmembers)
+    if overlap:
+        raise ConfigError(f"{len(overlap)} document(s) are in both --train and --test; a document is a member or not, remove the repeats")
+    target, tokenizer = load_lm(config.model_dir)  # type: ignore[arg-type]
+    reference, ref_tokenizer = load_lm(config.reference_dir) if config.reference_dir else (None, None)
+    description = {"source": "model folder", "model_dir": str(config.model_dir), "reference_dir": config.reference_dir,
+                   "model_type": getattr(target.config, "model_type", None)}  # fmt: skip
+    return _Prepared(target, reference, tokenizer, ref_tokenizer, members, nonmembers, description)
+
+
+def _selected(config: TextAuditConfig, has_reference: bool) -> tuple[list[str], dict[str, str]]:
+    from miaudit.text.attacks import TEXT_ATTACKS
+
+    names = list(config.attacks) if config.attacks else TEXT_ATTACKS.names()
+    for name in names:
+        if name not in TEXT_ATTACKS:
+            raise ConfigError(f"unknown text attack {name!r}; choose from: {', '.join(TEXT_ATTACKS.names())}")
+    skipped = {}
+    if not has_reference:
+        for name in [n for n in names if TEXT_ATTACKS.get(n).needs_reference]:
+            names.remove(name)
+            skipped[name] = "needs a reference LM: give --reference-dir (trained here: a non-empty --pool)"
+    if not names:
+        raise ConfigError("no text attack can run with these inputs; " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    return names, skipped
+
+
+def run_text_audit(config: TextAuditConfig) -> Any:
+    """Prepare the target (trained here or the user's), score every permitted text attack on the
+    members and non-members, and return the :class:`~miaudit.core.record.AuditRecord`."""
+    from miaudit.core.record import record_from_scores
+    from miaudit.text.attacks import TEXT_ATTACKS
+    from miaudit.text.blind import blind_baseline
+    from miaudit.text.lm import token_statistics
+
+    prepared = _own_model(config) if config.own_model else _train_here(config)
+    names, skipped = _selected(config, prepared.reference is not None)
+    texts = [*prepared.members, *prepared.nonmembers]
+    is_member = np.r_[np.ones(len(prepared.members), dtype=bool), np.zeros(len(prepared.nonmembers), dtype=bool)]
+    target_stats = token_statistics(prepared.target, prepared.tokenizer, texts)
+    reference_stats = None
+    if prepared.reference is not None and any(TEXT_ATTACKS.get(n).needs_reference for n in names):
+        reference_stats = token_statistics(prepared.reference, prepared.reference_tokenizer, texts)
+    scores = {n: TEXT_ATTACKS.get(n).score(target_stats, texts, reference_stats) for n in names}
+    blind = blind_baseline(prepared.members, prepared.nonmembers, seed=config.seed)
+    notes = [
+        f"Blind baseline (Das et al. 2024: a bag-of-words classifier on the text alone, cross-fitted on the evaluated records' "
+        f"membership, a check of the split, not an attack): AUC {blind.auc:.3f} (chance stays below {0.5 + blind.tolerance:.3f}); "
+        f"{blind.verdict}.",
+        *(f"Skipped {k}: {v}." for k, v in skipped.items()),
+    ]
+    details = {n: {"paper": TEXT_ATTACKS.get(n).paper, "threat": list(TEXT_ATTACKS.get(n).threat)} for n in names}
+    mean_tokens = float(np.mean([s.n_tokens for s in target_stats]))
+    dataset = {"name": config.corpus if not config.own_model else "own documents", "kind": "text", "members": len(prepared.members),
+               "nonmembers": len(prepared.nonmembers), "mean_tokens": mean_tokens,
+               "blind_baseline": {"auc": blind.auc, "tolerance": blind.tolerance, "verdict": blind.verdict}}  # fmt: skip
+    target = {**prepared.description, "perplexity_members": _perplexity(target_stats, is_member),
+              "perplexity_nonmembers": _perplexity(target_stats, ~is_member)}  # fmt: skip
+    return record_from_scores(
+        kind="text", dataset=dataset, target=target, config=asdict(config), threat_model="gray-box (token log-probabilities)",
+        scores=scores, is_member=is_member, record_indices=np.arange(len(texts)), details=details, notes=notes,
+        seed=config.seed, headline_order=TEXT_HEADLINE_ORDER,
+    )  # fmt: skip
+
+
+def _perplexity(stats: list[Any], mask: np.ndarray) -> float:
+    """exp of the mean negative token log-probability over the documents in ``mask`` (all their tokens)."""
+    chosen = [s.logprob for s, keep in zip(stats, mask) if keep]
+    return float(np.exp(-np.concatenate(chosen).mean()))
