@@ -1,0 +1,1 @@
+"""Membership inference on text: corpora, language models, attacks."""
