@@ -91,8 +91,9 @@ def end_to_end():
 
 
 # The AUCs measured on fortunes (seed 0): loss 0.861, min-k 0.858, min-k++ 0.851, reference 0.950,
-# zlib 0.678; the independent model 0.45-0.57. AUC's null spread here is about 0.033.
-@pytest.mark.parametrize("name, floor", [("loss", 0.75), ("min-k", 0.75), ("min-k-plus-plus", 0.75), ("reference", 0.8), ("zlib", 0.6)])
+# zlib 0.678; the independent model 0.45-0.57 (synthetic text: 0.838, 0.764, 0.758, 0.918, 0.820).
+# AUC's null spread here is about 0.033.
+@pytest.mark.parametrize("name, floor", [("loss", 0.75), ("min-k", 0.7), ("min-k-plus-plus", 0.7), ("reference", 0.8), ("zlib", 0.6)])
 def test_attacks_find_the_members_and_not_in_an_independent_model(end_to_end, name, floor):
     stats, scored, truth = end_to_end
     attack = TEXT_ATTACKS.get(name)

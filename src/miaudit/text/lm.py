@@ -9,6 +9,7 @@ Face folders with safetensors weights only (:mod:`miaudit.text.lm_folder`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -254,17 +255,10 @@ def _batches(encoded: list[list[int]], batch_size: int, pad_id: int) -> Iterator
         yield torch.from_numpy(ids), torch.from_numpy(mask)
 
 
-class _seeded:
+@contextlib.contextmanager
+def _seeded(seed: int, stream: str) -> Iterator[None]:
     """Run a block on torch's global generator seeded for ``stream`` (transformers' init and
-    dropout draw from it), restoring the caller's state afterwards."""
-
-    def __init__(self, seed: int, stream: str) -> None:
-        self._seed = derive_seed(seed, stream)
-        self._fork = torch.random.fork_rng(devices=[])
-
-    def __enter__(self) -> None:
-        self._fork.__enter__()
-        torch.manual_seed(self._seed)
-
-    def __exit__(self, *exc: object) -> None:
-        self._fork.__exit__(*exc)
+    dropout draw from it), restoring the caller's generator state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, stream))
+        yield
