@@ -153,3 +153,11 @@ def test_bad_inputs_are_one_line(model, tokenizer):
     assert "tiny" in _one_line(exc)
     with pytest.raises(ConfigError):
         train_tokenizer(PUBLIC, vocab_size=100)
+
+
+def test_pre_training_then_fine_tuning_is_two_calls(tokenizer):
+    pre = train_lm(build_lm("tiny", len(tokenizer), seed=5), tokenizer, PUBLIC, epochs=1, batch_size=16, seed=5)
+    before = np.mean([s.logprob.mean() for s in token_statistics(pre, tokenizer, TRAIN)])
+    fine = train_lm(pre, tokenizer, TRAIN, epochs=2, batch_size=8, seed=6)
+    after = np.mean([s.logprob.mean() for s in token_statistics(fine, tokenizer, TRAIN)])
+    assert fine is pre and after > before  # fine-tuning trains the same model further, on the members
