@@ -363,7 +363,7 @@ def test_privacy_audit_into_an_audit_folder_reports_both(run_dir, tmp_path):
     _privacy_audit(run, tmp_path / "cache", "--canaries", "200")
     page = parse_report(run / "report.html")
     doc = _privacy(run)
-    assert doc["config"]["mode"] == "one-run" and [b["method"] for b in doc["bounds"]] == ["one-run"]
+    assert doc["config"]["mode"] == "one-run" and [b["method"] for b in doc["bounds"]] == ["one-run", "one-run-fdp"]
     _check_empirical_table(page, doc)
     assert {"attack-table", "defense-table", "exposed-table", "empirical-epsilon"} <= set(page.tables)
     assert page.by_id["best-attack"]["text"] == strongest_attack(json.loads((run / "results.json").read_text())["attacks"])

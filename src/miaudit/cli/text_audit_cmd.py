@@ -33,7 +33,11 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as hf_logging
+
     from miaudit.text.audit import TextAuditConfig, run_text_audit
+
+    hf_logging.set_verbosity_error()  # transformers' advisory warnings would bury the table
 
     config = TextAuditConfig(
         corpus=args.corpus, members=args.members, nonmembers=args.nonmembers, pool=args.pool, public=args.public, size=args.size,
@@ -49,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     out = console(args)
     out.print(record.table().to_string(index=False), markup=False, highlight=False, soft_wrap=True)
-    for note in record.summary.get("notes", []):
+    for note in record.summary["evaluation"].get("notes", []):
         out.print(note, markup=False, highlight=False, soft_wrap=True)
     verdict = record.verdict
     if verdict is not None:

@@ -179,7 +179,8 @@ def run_text_audit(config: TextAuditConfig) -> Any:
     ]
     details = {n: {"paper": TEXT_ATTACKS.get(n).paper, "threat": list(TEXT_ATTACKS.get(n).threat)} for n in names}
     mean_tokens = float(np.mean([s.n_tokens for s in target_stats]))
-    dataset = {"name": config.corpus if not config.own_model else "own documents", "kind": "text", "members": len(prepared.members),
+    dataset = {"name": config.corpus if not config.own_model else "own documents", "kind": "text", "records": len(texts),
+               "num_classes": "none (text)", "fingerprint": _fingerprint(texts), "members": len(prepared.members),
                "nonmembers": len(prepared.nonmembers), "mean_tokens": mean_tokens,
                "blind_baseline": {"auc": blind.auc, "tolerance": blind.tolerance, "verdict": blind.verdict}}  # fmt: skip
     target = {**prepared.description, "perplexity_members": _perplexity(target_stats, is_member),
@@ -195,3 +196,13 @@ def _perplexity(stats: list[Any], mask: np.ndarray) -> float:
     """exp of the mean negative token log-probability over the documents in ``mask`` (all their tokens)."""
     chosen = [s.logprob for s, keep in zip(stats, mask) if keep]
     return float(np.exp(-np.concatenate(chosen).mean()))
+
+
+def _fingerprint(texts: list[str]) -> str:
+    """sha256 of the evaluated documents in order (UTF-8, each followed by a NUL byte)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()
