@@ -9,7 +9,11 @@ classifier on the text alone, cross-fitted on the truth: a check of the split). 
 source`` draws members and non-members from different fortune files on purpose, to show what
 a shifted split does to the blind baseline and to the attacks' apparent AUC.
 
-Example (about 4 min on 2 cores)::
+LiRA and RMIA (online and offline) train ``--references`` reference LMs per variant; online
+ones train on the pool's half plus half of the evaluated documents, so they cost the most.
+
+Example (about 4 min on 2 cores without references; one 1000-member seed with 8 + 8 references
+adds about 4 min on one core)::
 
     python benchmarks/text_attacks.py --seeds 0,1,2 --members 1000
     python benchmarks/text_attacks.py --seeds 0 --members 300 --epochs-sweep 1,3,10,30
@@ -27,7 +31,8 @@ def _audit(seed: int, args: argparse.Namespace, **changes: object) -> dict:
     from miaudit.text.audit import TextAuditConfig, run_text_audit
 
     params = {"members": args.members, "nonmembers": args.members, "pool": args.members, "public": args.public,
-              "size": args.size, "epochs": args.epochs, "seed": seed, "shift": args.shift, **changes}  # fmt: skip
+              "size": args.size, "epochs": args.epochs, "seed": seed, "shift": args.shift, "references": args.references,
+              **changes}  # fmt: skip
     start = time.perf_counter()
     record = run_text_audit(TextAuditConfig(**params))
     s = record.summary
@@ -44,12 +49,14 @@ def _cell(values: list[float | None]) -> str:
 
 def table(runs: list[dict]) -> str:
     names = list(runs[0]["attacks"])
-    lines = ["| attack | AUC | TPR@1%FPR | TPR@0.1%FPR |", "|---|---|---|---|"]
+    lines = ["| attack | AUC | TPR@1%FPR | TPR@0.1%FPR | TPR@1%FPR / loss's |", "|---|---|---|---|---|"]
+    loss = np.mean([r["attacks"]["loss"]["tpr_at_fpr"].get("0.01") or np.nan for r in runs]) if "loss" in names else np.nan
     for name in sorted(names, key=lambda n: -np.mean([r["attacks"][n]["auc"] for r in runs])):
         e = [r["attacks"][name] for r in runs]
         lines.append(f"| {name} | {_cell([x['auc'] for x in e])} | {_cell([x['tpr_at_fpr'].get('0.01') for x in e])} | "
-                     f"{_cell([x['tpr_at_fpr'].get('0.001') for x in e])} |")  # fmt: skip
-    lines.append(f"| blind baseline (text alone; a split check) | {_cell([r['blind'] for r in runs])} | - | - |")
+                     f"{_cell([x['tpr_at_fpr'].get('0.001') for x in e])} | "
+                     f"{np.mean([x['tpr_at_fpr'].get('0.01') or np.nan for x in e]) / loss:.1f}x |")  # fmt: skip
+    lines.append(f"| blind baseline (text alone; a split check) | {_cell([r['blind'] for r in runs])} | - | - | - |")
     return "\n".join(lines)
 
 
@@ -60,6 +67,7 @@ def main() -> None:
     p.add_argument("--public", type=int, default=4000)
     p.add_argument("--size", default="tiny")
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--references", type=int, default=8, help="K reference LMs per variant for LiRA and RMIA (online and offline)")
     p.add_argument("--shift", default=None, help="source: a deliberately shifted split")
     p.add_argument("--epochs-sweep", default=None, help="comma-separated fine-tuning epochs: one row per value (first seed only)")
     args = p.parse_args()
@@ -78,7 +86,7 @@ def main() -> None:
         print(f"seed {seed}: {runs[-1]['seconds']:.0f} s, perplexity {runs[-1]['ppl'][0]:.1f} / {runs[-1]['ppl'][1]:.1f}, "
               f"verdict {runs[-1]['level']}", flush=True)  # fmt: skip
     print(f"fortunes, {args.size} GPT, {args.members} members / {args.members} non-members, split {args.shift or 'iid'}, "
-          f"{len(seeds)} seed(s), {args.epochs} fine-tuning epochs")  # fmt: skip
+          f"{len(seeds)} seed(s), {args.epochs} fine-tuning epochs, {args.references} reference LMs per variant")  # fmt: skip
     print(table(runs))
 
 

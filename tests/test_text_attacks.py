@@ -26,7 +26,9 @@ def _score(name, reference=None, **options):
 
 
 def test_registry_names_papers_and_threats():
-    assert TEXT_ATTACKS.names() == ["loss", "min-k", "min-k-plus-plus", "reference", "zlib"]
+    import miaudit.text.reference_attacks  # noqa: F401  (registers lira, rmia and their offline variants)
+
+    assert TEXT_ATTACKS.names() == ["lira", "lira-offline", "loss", "min-k", "min-k-plus-plus", "reference", "rmia", "rmia-offline", "zlib"]
     for name, attack in TEXT_ATTACKS.items():
         assert attack.name == name and attack.paper and attack.threat
 

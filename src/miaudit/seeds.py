@@ -32,6 +32,7 @@ STREAM_TAGS: dict[str, int] = {
     "auditing/split": 0xB0D5,  # auditing/base.py: the selection and reporting halves of an epsilon bound's scores
     "text/split": 0x7E575,  # text/corpus.py: members, non-members, pool and public text of a corpus
     "text/blind-folds": 0xB11D,  # text/blind.py: the blind baseline's cross-fitting folds
+    "text/references": 0x7EF5,  # text/reference_lms.py: reference LMs' halves, IN masks and seeds
 }
 # Streams laid out tag first (np.random.SeedSequence([tag, *extra])): they depend on no seed.
 TAG_FIRST: dict[str, int] = {"study/subsample": 0x57D1}

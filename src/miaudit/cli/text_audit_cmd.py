@@ -23,6 +23,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     here.add_argument("--setting", default="fine-tune", help="fine-tune (pre-train on public text, then members) or scratch")
     here.add_argument("--epochs", type=int, default=10, help="epochs on the members (default 10)")
     here.add_argument("--pretrain-epochs", type=int, default=2, help="epochs on the public text when fine-tuning (default 2)")
+    here.add_argument("--references", type=int, default=8,
+                      help="K reference LMs for LiRA and RMIA, trained like the target on halves of the pool (online: also of the evaluated documents); default 8")  # fmt: skip
     here.add_argument("--shift", default=None, help="source: members and non-members from different sources ON PURPOSE (a blind-baseline check)")
     p.add_argument("--attacks", default=None, help="comma-separated text attacks (default: every one the inputs permit)")
     p.add_argument("--seed", type=int, default=0)
@@ -41,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = TextAuditConfig(
         corpus=args.corpus, members=args.members, nonmembers=args.nonmembers, pool=args.pool, public=args.public, size=args.size,
-        setting=args.setting, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, attacks=parse_name_list("--attacks", args.attacks),
+        setting=args.setting, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, attacks=parse_name_list("--attacks", args.attacks), references=args.references,
         shift=args.shift, seed=args.seed, model_dir=args.model_dir, reference_dir=args.reference_dir, train_file=args.train,
         test_file=args.test, data_dir=args.data_dir,
     )  # fmt: skip

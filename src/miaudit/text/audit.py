@@ -17,6 +17,10 @@ holds its own text (the pool) and may train a reference LM on it. Trained here, 
 is the public pre-trained model fine-tuned on the pool exactly as the target was on the
 members (Carlini et al. 2021's reference model, the same recipe on other data); for a user's
 model, ``reference_dir`` names one, else the reference attack is skipped with its reason.
+LiRA and RMIA (:mod:`miaudit.text.reference_attacks`) use ``references`` (K) reference LMs from
+the same start and recipe, each on a random half of the pool, online also on a half of the
+evaluated documents (:mod:`miaudit.text.reference_lms`: the attacker holds the candidates, not
+their membership); for a user's model they are skipped with their reason (no reference set).
 Membership truth reaches only the metrics, the verdict and the blind baseline
 (:mod:`miaudit.text.blind`), which is reported beside the attacks as a check of the split,
 never as an attack.
@@ -28,6 +32,7 @@ The record is the classifier audits' (:func:`miaudit.core.record.record_from_sco
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +43,7 @@ from miaudit.errors import ConfigError
 
 #: Text attacks strongest-first by the literature (mimir, Duan et al. 2024; Zhang et al. 2024):
 #: the verdict's headline is the first one that ran. Fixed in advance, never from the truth.
-TEXT_HEADLINE_ORDER: tuple[str, ...] = ("reference", "min-k-plus-plus", "min-k", "zlib", "loss")
+TEXT_HEADLINE_ORDER: tuple[str, ...] = ("lira", "rmia", "lira-offline", "rmia-offline", "reference", "min-k-plus-plus", "min-k", "zlib", "loss")
 SETTINGS = ("fine-tune", "scratch")
 
 
@@ -47,8 +52,9 @@ class TextAuditConfig:
     """One text audit. Trained here: ``corpus`` and the split sizes (documents), the model
     ``size``, ``setting``, ``epochs`` on the members (and ``pretrain_epochs`` on public text for
     fine-tuning), the learning rate; own model: ``model_dir`` with ``train_file`` (members) and
-    ``test_file`` (non-members), optionally ``reference_dir``. ``attacks=None`` runs every
-    registered text attack the inputs permit."""
+    ``test_file`` (non-members), optionally ``reference_dir``. ``references``: K reference LMs
+    for LiRA and RMIA (each variant, online and offline, trains its own K). ``attacks=None``
+    runs every registered text attack the inputs permit."""
 
     corpus: str = "fortunes"
     members: int = 300
@@ -62,6 +68,7 @@ class TextAuditConfig:
     lr: float = 1e-3
     vocab_size: int = 512
     attacks: tuple[str, ...] | None = None
+    references: int = 8
     shift: str | None = None
     seed: int = 0
     model_dir: str | None = None
@@ -78,6 +85,9 @@ class TextAuditConfig:
             raise ConfigError("auditing your own language model needs --model-dir, --train (members) and --test (non-members) together")
         if self.reference_dir is not None and self.model_dir is None:
             raise ConfigError("--reference-dir is for your own model (--model-dir); a model trained here trains its reference itself")
+        from miaudit.text.reference_lms import check_references
+
+        check_references(self.references)
 
     @property
     def own_model(self) -> bool:
@@ -93,12 +103,15 @@ class _Prepared:
     members: tuple[str, ...]
     nonmembers: tuple[str, ...]
     description: dict[str, Any]
+    reference_sets: dict[str, Any]
 
 
-def _train_here(config: TextAuditConfig) -> _Prepared:
-    """The corpus split, the tokenizer and public model, the target and the attacker's reference."""
+def _train_here(config: TextAuditConfig, variants: set[str]) -> _Prepared:
+    """The corpus split, the tokenizer and public model, the target, the attacker's reference and
+    its K reference LMs of each of ``variants`` (online, offline) for LiRA and RMIA."""
     from miaudit.text.corpus import load_corpus_with_sources, split_documents
-    from miaudit.text.lm import build_lm, lm_config, train_lm, train_tokenizer
+    from miaudit.text.lm import build_lm, lm_config, token_statistics, train_lm, train_tokenizer
+    from miaudit.text.reference_lms import train_reference_set
 
     cfg = lm_config(config.size)
     docs, sources = load_corpus_with_sources(config.corpus, Path(config.data_dir) if config.data_dir else None)
@@ -111,14 +124,21 @@ def _train_here(config: TextAuditConfig) -> _Prepared:
         train_lm(base, tokenizer, split.public, epochs=config.pretrain_epochs, **recipe)
     # the reference: the same start and recipe on the attacker's pool (empty pool: no reference)
     reference = train_lm(copy.deepcopy(base), tokenizer, split.pool, epochs=config.epochs, **recipe) if split.pool else None
+    evaluated = [*split.members, *split.nonmembers]  # the order run_text_audit scores them in
+    sets = {v: train_reference_set(base, tokenizer, variant=v, k=config.references, pool=split.pool, evaluated=evaluated,
+                                   epochs=config.epochs, **recipe) for v in sorted(variants)}  # fmt: skip
     target = train_lm(base, tokenizer, split.members, epochs=config.epochs, **recipe)
+    if sets:
+        on_pool = tuple(token_statistics(target, tokenizer, split.pool))
+        sets = {v: dataclasses.replace(s, target_population=on_pool) for v, s in sets.items()}
     description = {
         "source": "trained here", "corpus": config.corpus, "split": split.how, "size": config.size, "lm_config": asdict(cfg),
         "setting": config.setting, "epochs": config.epochs, "pretrain_epochs": config.pretrain_epochs if config.setting == "fine-tune" else 0,
         "lr": config.lr, "vocab_size": len(tokenizer), "pool": len(split.pool), "public": len(split.public),
         "reference": "the public model fine-tuned on the attacker's pool with the target's recipe" if reference is not None else None,
+        "reference_lms": {v: config.references for v in sorted(variants)},
     }  # fmt: skip
-    return _Prepared(target, reference, tokenizer, tokenizer, split.members, split.nonmembers, description)
+    return _Prepared(target, reference, tokenizer, tokenizer, split.members, split.nonmembers, description, sets)
 
 
 def _own_model(config: TextAuditConfig) -> _Prepared:
@@ -133,11 +153,14 @@ def _own_model(config: TextAuditConfig) -> _Prepared:
     reference, ref_tokenizer = load_lm(config.reference_dir) if config.reference_dir else (None, None)
     description = {"source": "model folder", "model_dir": str(config.model_dir), "reference_dir": config.reference_dir,
                    "model_type": getattr(target.config, "model_type", None)}  # fmt: skip
-    return _Prepared(target, reference, tokenizer, ref_tokenizer, members, nonmembers, description)
+    return _Prepared(target, reference, tokenizer, ref_tokenizer, members, nonmembers, description, {})
 
 
-def _selected(config: TextAuditConfig, has_reference: bool) -> tuple[list[str], dict[str, str]]:
+def _selected(config: TextAuditConfig) -> tuple[list[str], dict[str, str]]:
     from miaudit.text.attacks import TEXT_ATTACKS
+    from miaudit.text.reference_attacks import reference_attack_names
+
+    has_reference = config.reference_dir is not None if config.own_model else config.pool > 0
 
     names = list(config.attacks) if config.attacks else TEXT_ATTACKS.names()
     for name in names:
@@ -148,6 +171,11 @@ def _selected(config: TextAuditConfig, has_reference: bool) -> tuple[list[str], 
         for name in [n for n in names if TEXT_ATTACKS.get(n).needs_reference]:
             names.remove(name)
             skipped[name] = "needs a reference LM: give --reference-dir (trained here: a non-empty --pool)"
+    if config.own_model or config.pool < 2:
+        for name in [n for n in names if n in reference_attack_names()]:
+            names.remove(name)
+            skipped[name] = ("needs K reference LMs trained like the target; for your own model a reference set is not supported yet"
+                             if config.own_model else "needs K reference LMs trained on an attacker's pool of at least 2 documents: raise --pool")  # fmt: skip
     if not names:
         raise ConfigError("no text attack can run with these inputs; " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     return names, skipped
@@ -160,16 +188,22 @@ def run_text_audit(config: TextAuditConfig) -> Any:
     from miaudit.text.attacks import TEXT_ATTACKS
     from miaudit.text.blind import blind_baseline
     from miaudit.text.lm import token_statistics
+    from miaudit.text.reference_attacks import reference_attack_names
 
-    prepared = _own_model(config) if config.own_model else _train_here(config)
-    names, skipped = _selected(config, prepared.reference is not None)
+    names, skipped = _selected(config)
+    variants = {TEXT_ATTACKS.get(n).variant for n in names if n in reference_attack_names()}
+    prepared = _own_model(config) if config.own_model else _train_here(config, variants)
     texts = [*prepared.members, *prepared.nonmembers]
     is_member = np.r_[np.ones(len(prepared.members), dtype=bool), np.zeros(len(prepared.nonmembers), dtype=bool)]
     target_stats = token_statistics(prepared.target, prepared.tokenizer, texts)
     reference_stats = None
     if prepared.reference is not None and any(TEXT_ATTACKS.get(n).needs_reference for n in names):
         reference_stats = token_statistics(prepared.reference, prepared.reference_tokenizer, texts)
-    scores = {n: TEXT_ATTACKS.get(n).score(target_stats, texts, reference_stats) for n in names}
+    scores = {
+        n: TEXT_ATTACKS.get(n).score(target_stats, texts, references=prepared.reference_sets[TEXT_ATTACKS.get(n).variant])
+        if n in reference_attack_names() else TEXT_ATTACKS.get(n).score(target_stats, texts, reference_stats)
+        for n in names
+    }  # fmt: skip
     blind = blind_baseline(prepared.members, prepared.nonmembers, seed=config.seed)
     notes = [
         f"Blind baseline (Das et al. 2024: a bag-of-words classifier on the text alone, cross-fitted on the evaluated records' "
@@ -178,6 +212,8 @@ def run_text_audit(config: TextAuditConfig) -> Any:
         *(f"Skipped {k}: {v}." for k, v in skipped.items()),
     ]
     details = {n: {"paper": TEXT_ATTACKS.get(n).paper, "threat": list(TEXT_ATTACKS.get(n).threat)} for n in names}
+    for n in set(names) & set(reference_attack_names()):
+        details[n].update(variant=TEXT_ATTACKS.get(n).variant, reference_models=config.references, statistic="mean token log-likelihood")
     mean_tokens = float(np.mean([s.n_tokens for s in target_stats]))
     dataset = {"name": config.corpus if not config.own_model else "own documents", "kind": "text", "records": len(texts),
                "num_classes": "none (text)", "fingerprint": _fingerprint(texts), "members": len(prepared.members),

@@ -1,0 +1,93 @@
+"""K reference language models for LiRA and RMIA on text (:mod:`miaudit.text.reference_attacks`).
+
+Every reference starts from the same public pre-trained model as the target and is fine-tuned
+with the target's recipe (epochs, learning rate, batch size) — Carlini et al.'s reference
+models, the attacker knowing the training procedure:
+
+- **offline**: reference k trains on a random half of the attacker's pool; it is OUT for every
+  evaluated document;
+- **online**: reference k trains on a random half of the pool **and on a half of the evaluated
+  documents**, drawn by :func:`draw_memberships` so that each evaluated document is IN for
+  exactly K/2 references, from the seed alone, never from the membership truth.
+
+Threat model of the online variant (LiRA's, Carlini et al. 2022): the attacker holds the
+evaluated documents as candidates (it queries the target on them) and trains on them itself;
+it does not know which are members. The evaluated documents include the target's members, so
+online references train on some of the target's training text: stronger than offline, and the
+reason offline exists (an attacker that may not, or cannot, train per candidate set).
+
+In both sets every pool document is IN for exactly K/2 references, so the pool serves as RMIA's
+population with OUT references for each of its documents. The references are trained one after
+another (each a deep copy of the public model); :func:`train_reference_set` scores each on the
+evaluated and population documents as soon as it is trained and keeps only the statistics.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from miaudit.errors import ConfigError
+from miaudit.seeds import check_user_seed, stream_rng
+from miaudit.text.reference_attacks import VARIANTS, ReferenceSet
+
+SEED_BOUND = 2**32
+
+
+def draw_memberships(n_docs: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A (k, n_docs) boolean mask: each column (document) True for exactly k/2 of the k rows,
+    uniformly at random and independently across documents. ``k`` even, at least 2."""
+    check_references(k)
+    ranks = np.argsort(rng.random((k, n_docs)), axis=0)  # per column a uniform permutation of 0..k-1
+    return ranks < k // 2
+
+
+def check_references(k: object) -> int:
+    """``k`` as the number of reference LMs: an even whole number >= 2 (each document IN for k/2)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2 or k % 2:
+        raise ConfigError(f"references must be an even whole number >= 2 (each document IN for half of them), got {k!r}")
+    return k
+
+
+def train_reference_set(
+    base: Any,
+    tokenizer: Any,
+    *,
+    variant: str,
+    k: int,
+    pool: Sequence[str],
+    evaluated: Sequence[str],
+    epochs: int,
+    lr: float,
+    seed: int,
+    batch_size: int = 16,
+) -> ReferenceSet:
+    """Train ``k`` references from ``base`` (left untouched) and return their statistics on the
+    ``evaluated`` documents and on the ``pool`` (the population), with the IN masks.
+
+    ``seed`` is the attacker's: the pool halves, the online IN mask and the references' training
+    seeds all come from it, so the same seed gives the same references.
+    """
+    from miaudit.text.lm import token_statistics, train_lm
+
+    if variant not in VARIANTS:
+        raise ConfigError(f"reference variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    check_references(k)
+    seed = check_user_seed(seed)
+    pool, evaluated = list(pool), list(evaluated)
+    if len(pool) < 2:
+        raise ConfigError("reference LMs need an attacker's pool of at least 2 documents; raise --pool")
+    rng = stream_rng(seed, "text/references", VARIANTS.index(variant))
+    pool_in = draw_memberships(len(pool), k, rng)
+    in_mask = draw_memberships(len(evaluated), k, rng) if variant == "online" else np.zeros((k, len(evaluated)), dtype=bool)
+    seeds = rng.integers(0, SEED_BOUND, size=k)
+    on_evaluated, on_pool = [], []
+    for row in range(k):
+        texts = [d for d, keep in zip(pool, pool_in[row]) if keep] + [d for d, keep in zip(evaluated, in_mask[row]) if keep]
+        model = train_lm(copy.deepcopy(base), tokenizer, texts, epochs=epochs, lr=lr, batch_size=batch_size, seed=int(seeds[row]))
+        on_evaluated.append(tuple(token_statistics(model, tokenizer, evaluated)))
+        on_pool.append(tuple(token_statistics(model, tokenizer, pool)))
+    return ReferenceSet(variant, tuple(on_evaluated), in_mask, tuple(on_pool), pool_in)
