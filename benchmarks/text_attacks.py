@@ -12,8 +12,8 @@ a shifted split does to the blind baseline and to the attacks' apparent AUC.
 LiRA and RMIA (online and offline) train ``--references`` reference LMs per variant; online
 ones train on the pool's half plus half of the evaluated documents, so they cost the most.
 
-Example (about 4 min on 2 cores without references; one 1000-member seed with 8 + 8 references
-adds about 4 min on one core)::
+Example (about 4 min on 2 cores without references, ``--references`` did not exist then; one
+1000-member seed with 8 + 8 references took 626 s on 2 cores shared with a test suite)::
 
     python benchmarks/text_attacks.py --seeds 0,1,2 --members 1000
     python benchmarks/text_attacks.py --seeds 0 --members 300 --epochs-sweep 1,3,10,30
