@@ -90,6 +90,7 @@ def test_a_users_own_model_folder_is_audited_without_network(tmp_path, monkeypat
     ("pickle", "pytorch_model.bin"),
     ("partial", "needs --model-dir, --train (members) and --test (non-members) together"),
     ("attack", "unknown text attack"),
+    ("references", "references must be an even whole number"),
 ])  # fmt: skip
 def test_refusals_are_one_line_and_exit_2(tmp_path, capsys, setup, fragment):
     docs = tmp_path / "d.txt"
@@ -104,6 +105,8 @@ def test_refusals_are_one_line_and_exit_2(tmp_path, capsys, setup, fragment):
         args = ["--model-dir", str(folder), "--train", str(docs), "--test", str(other)]
     elif setup == "partial":
         args = ["--model-dir", str(tmp_path)]
+    elif setup == "references":
+        args = ["--references", "3"]
     else:
         args = ["--attacks", "bogus", "--members", "5", "--nonmembers", "5", "--pool", "0", "--public", "20"]
     assert main(["audit-text", *args, "--out", str(tmp_path / "o")]) == 2
