@@ -26,7 +26,7 @@ def _score(name, reference=None, **options):
 
 
 def test_registry_names_papers_and_threats():
-    assert TEXT_ATTACKS.names() == ["loss", "min-k", "min-k-plus-plus", "reference", "zlib"]
+    assert TEXT_ATTACKS.names() == ["dc-pdd", "loss", "min-k", "min-k-plus-plus", "recall", "reference", "zlib"]
     for name, attack in TEXT_ATTACKS.items():
         assert attack.name == name and attack.paper and attack.threat
 

@@ -17,6 +17,12 @@ holds its own text (the pool) and may train a reference LM on it. Trained here, 
 is the public pre-trained model fine-tuned on the pool exactly as the target was on the
 members (Carlini et al. 2021's reference model, the same recipe on other data); for a user's
 model, ``reference_dir`` names one, else the reference attack is skipped with its reason.
+DC-PDD's token frequencies are counted over the pool with the target's tokenizer, and
+ReCaLL's prefix is the first :attr:`TextAuditConfig.recall_shots` pool documents: the pool is
+known NOT to be in the target's training set only when the target is trained here. For a
+user's model the pool is ``pool_file`` (``--pool-file``), text the user vouches the model did
+not train on; without one both attacks are skipped with their reason (the ``--test``
+documents are evaluated records, so they are never the prefix or the frequency text).
 Membership truth reaches only the metrics, the verdict and the blind baseline
 (:mod:`miaudit.text.blind`), which is reported beside the attacks as a check of the split,
 never as an attack.
@@ -38,7 +44,10 @@ from miaudit.errors import ConfigError
 
 #: Text attacks strongest-first by the literature (mimir, Duan et al. 2024; Zhang et al. 2024):
 #: the verdict's headline is the first one that ran. Fixed in advance, never from the truth.
-TEXT_HEADLINE_ORDER: tuple[str, ...] = ("reference", "min-k-plus-plus", "min-k", "zlib", "loss")
+#: ReCaLL and DC-PDD (both EMNLP 2024) report gains over min-k%++ on WikiMIA-style benchmarks,
+#: whose members and non-members differ in time; on i.i.d. splits that is unproven, so they
+#: rank after min-k%++.
+TEXT_HEADLINE_ORDER: tuple[str, ...] = ("reference", "min-k-plus-plus", "recall", "dc-pdd", "min-k", "zlib", "loss")
 SETTINGS = ("fine-tune", "scratch")
 
 
@@ -47,7 +56,9 @@ class TextAuditConfig:
     """One text audit. Trained here: ``corpus`` and the split sizes (documents), the model
     ``size``, ``setting``, ``epochs`` on the members (and ``pretrain_epochs`` on public text for
     fine-tuning), the learning rate; own model: ``model_dir`` with ``train_file`` (members) and
-    ``test_file`` (non-members), optionally ``reference_dir``. ``attacks=None`` runs every
+    ``test_file`` (non-members), optionally ``reference_dir`` and ``pool_file`` (the attacker's
+    own text, known not to be members: DC-PDD's frequencies, ReCaLL's prefix).
+    ``recall_shots``: pool documents in ReCaLL's prefix. ``attacks=None`` runs every
     registered text attack the inputs permit."""
 
     corpus: str = "fortunes"
@@ -68,6 +79,8 @@ class TextAuditConfig:
     reference_dir: str | None = None
     train_file: str | None = None
     test_file: str | None = None
+    pool_file: str | None = None
+    recall_shots: int = 4
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -78,6 +91,10 @@ class TextAuditConfig:
             raise ConfigError("auditing your own language model needs --model-dir, --train (members) and --test (non-members) together")
         if self.reference_dir is not None and self.model_dir is None:
             raise ConfigError("--reference-dir is for your own model (--model-dir); a model trained here trains its reference itself")
+        if self.pool_file is not None and self.model_dir is None:
+            raise ConfigError("--pool-file is for your own model (--model-dir); a model trained here takes the attacker's pool from the corpus (--pool)")
+        if isinstance(self.recall_shots, bool) or not isinstance(self.recall_shots, int) or self.recall_shots < 1:
+            raise ConfigError(f"recall_shots must be a positive whole number (pool documents in ReCaLL's prefix), got {self.recall_shots!r}")
 
     @property
     def own_model(self) -> bool:
@@ -93,6 +110,7 @@ class _Prepared:
     members: tuple[str, ...]
     nonmembers: tuple[str, ...]
     description: dict[str, Any]
+    pool: tuple[str, ...] = ()  # the attacker's own text, known not to be members
 
 
 def _train_here(config: TextAuditConfig) -> _Prepared:
@@ -118,7 +136,7 @@ def _train_here(config: TextAuditConfig) -> _Prepared:
         "lr": config.lr, "vocab_size": len(tokenizer), "pool": len(split.pool), "public": len(split.public),
         "reference": "the public model fine-tuned on the attacker's pool with the target's recipe" if reference is not None else None,
     }  # fmt: skip
-    return _Prepared(target, reference, tokenizer, tokenizer, split.members, split.nonmembers, description)
+    return _Prepared(target, reference, tokenizer, tokenizer, split.members, split.nonmembers, description, tuple(split.pool))
 
 
 def _own_model(config: TextAuditConfig) -> _Prepared:
@@ -129,15 +147,19 @@ def _own_model(config: TextAuditConfig) -> _Prepared:
     overlap = set(members) & set(nonmembers)
     if overlap:
         raise ConfigError(f"{len(overlap)} document(s) are in both --train and --test; a document is a member or not, remove the repeats")
+    pool = tuple(read_documents(config.pool_file)) if config.pool_file else ()
+    evaluated = set(pool) & (set(members) | set(nonmembers))
+    if evaluated:
+        raise ConfigError(f"{len(evaluated)} --pool-file document(s) are also in --train or --test; the pool is the attacker's own text, never an evaluated record")
     target, tokenizer = load_lm(config.model_dir)  # type: ignore[arg-type]
     reference, ref_tokenizer = load_lm(config.reference_dir) if config.reference_dir else (None, None)
     description = {"source": "model folder", "model_dir": str(config.model_dir), "reference_dir": config.reference_dir,
-                   "model_type": getattr(target.config, "model_type", None)}  # fmt: skip
-    return _Prepared(target, reference, tokenizer, ref_tokenizer, members, nonmembers, description)
+                   "model_type": getattr(target.config, "model_type", None), "pool_file": config.pool_file, "pool": len(pool)}  # fmt: skip
+    return _Prepared(target, reference, tokenizer, ref_tokenizer, members, nonmembers, description, pool)
 
 
-def _selected(config: TextAuditConfig, has_reference: bool) -> tuple[list[str], dict[str, str]]:
-    from miaudit.text.attacks import TEXT_ATTACKS
+def _selected(config: TextAuditConfig, has_reference: bool, has_pool: bool) -> tuple[list[str], dict[str, str]]:
+    from miaudit.text.attacks import EXTRA_INPUTS, TEXT_ATTACKS
 
     names = list(config.attacks) if config.attacks else TEXT_ATTACKS.names()
     for name in names:
@@ -148,6 +170,10 @@ def _selected(config: TextAuditConfig, has_reference: bool) -> tuple[list[str], 
         for name in [n for n in names if TEXT_ATTACKS.get(n).needs_reference]:
             names.remove(name)
             skipped[name] = "needs a reference LM: give --reference-dir (trained here: a non-empty --pool)"
+    if not has_pool:
+        for name in [n for n in names if n in EXTRA_INPUTS]:
+            names.remove(name)
+            skipped[name] = "needs the attacker's own text known not to be members: give --pool-file (trained here: a non-empty --pool)"
     if not names:
         raise ConfigError("no text attack can run with these inputs; " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     return names, skipped
@@ -162,19 +188,21 @@ def run_text_audit(config: TextAuditConfig) -> Any:
     from miaudit.text.lm import token_statistics
 
     prepared = _own_model(config) if config.own_model else _train_here(config)
-    names, skipped = _selected(config, prepared.reference is not None)
+    names, skipped = _selected(config, prepared.reference is not None, bool(prepared.pool))
     texts = [*prepared.members, *prepared.nonmembers]
     is_member = np.r_[np.ones(len(prepared.members), dtype=bool), np.zeros(len(prepared.nonmembers), dtype=bool)]
     target_stats = token_statistics(prepared.target, prepared.tokenizer, texts)
     reference_stats = None
     if prepared.reference is not None and any(TEXT_ATTACKS.get(n).needs_reference for n in names):
         reference_stats = token_statistics(prepared.reference, prepared.reference_tokenizer, texts)
-    scores = {n: TEXT_ATTACKS.get(n).score(target_stats, texts, reference_stats) for n in names}
+    options, option_notes = _extra_inputs(config, prepared, names, texts)
+    scores = {n: TEXT_ATTACKS.get(n).score(target_stats, texts, reference_stats, **options.get(n, {})) for n in names}
     blind = blind_baseline(prepared.members, prepared.nonmembers, seed=config.seed)
     notes = [
         f"Blind baseline (Das et al. 2024: a bag-of-words classifier on the text alone, cross-fitted on the evaluated records' "
         f"membership, a check of the split, not an attack): AUC {blind.auc:.3f} (chance stays below {0.5 + blind.tolerance:.3f}); "
         f"{blind.verdict}.",
+        *option_notes,
         *(f"Skipped {k}: {v}." for k, v in skipped.items()),
     ]
     details = {n: {"paper": TEXT_ATTACKS.get(n).paper, "threat": list(TEXT_ATTACKS.get(n).threat)} for n in names}
@@ -190,6 +218,30 @@ def run_text_audit(config: TextAuditConfig) -> Any:
         scores=scores, is_member=is_member, record_indices=np.arange(len(texts)), details=details, notes=notes,
         seed=config.seed, headline_order=TEXT_HEADLINE_ORDER,
     )  # fmt: skip
+
+
+def _extra_inputs(config: TextAuditConfig, prepared: _Prepared, names: list[str], texts: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The keyword options of the attacks that need more than the statistics (DC-PDD's frequency
+    table, ReCaLL's conditional statistics), all from the attacker's pool, and a note on each."""
+    from miaudit.text.attacks import recall_prefix
+    from miaudit.text.lm import conditional_token_statistics, prefix_tokens_used, token_frequencies
+
+    options: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    if "dc-pdd" in names:
+        options["dc-pdd"] = {"frequencies": token_frequencies(prepared.tokenizer, prepared.pool)}
+        notes.append(f"DC-PDD: token frequencies from the attacker's {len(prepared.pool)} pool documents (the target's tokenizer, Laplace-smoothed), a = 0.01.")
+    if "recall" in names:
+        shots = prepared.pool[: config.recall_shots]
+        prefix = recall_prefix(shots, len(shots))
+        used = np.asarray(prefix_tokens_used(prepared.target, prepared.tokenizer, texts, prefix))
+        options["recall"] = {"conditional": conditional_token_statistics(prepared.target, prepared.tokenizer, texts, prefix)}
+        notes.append(
+            f"ReCaLL: prefix of {len(shots)} pool document(s), {int(used.max())} tokens at most; a document and its prefix share the "
+            f"model's context, so documents got {used.mean():.1f} prefix tokens on average and {int((used == 0).sum())} of {len(texts)} got none "
+            f"(those score 1, no evidence)."
+        )
+    return options, notes
 
 
 def _perplexity(stats: list[Any], mask: np.ndarray) -> float:
