@@ -239,7 +239,7 @@ def _extra_inputs(config: TextAuditConfig, prepared: _Prepared, names: list[str]
         notes.append(
             f"ReCaLL: prefix of {len(shots)} pool document(s), {int(used.max())} tokens at most; a document and its prefix share the "
             f"model's context, so documents got {used.mean():.1f} prefix tokens on average and {int((used == 0).sum())} of {len(texts)} got none "
-            f"(those score 1, no evidence)."
+            f"(those score about 1: no evidence)."
         )
     return options, notes
 
