@@ -28,7 +28,8 @@ def _score(name, reference=None, **options):
 def test_registry_names_papers_and_threats():
     from miaudit.text.reference_attacks import reference_attack_names  # importing it registers lira, rmia, ...
 
-    assert TEXT_ATTACKS.names() == sorted(["loss", "min-k", "min-k-plus-plus", "reference", "zlib", *reference_attack_names()])
+    base = ["dc-pdd", "loss", "min-k", "min-k-plus-plus", "recall", "reference", "zlib"]
+    assert TEXT_ATTACKS.names() == sorted([*base, *reference_attack_names()])
     for name, attack in TEXT_ATTACKS.items():
         assert attack.name == name and attack.paper and attack.threat
 

@@ -52,7 +52,7 @@ def _documents(path, docs):
 def test_a_users_own_model_folder_is_audited_without_network(tmp_path, monkeypatch):
     """A tiny GPT saved as a Hugging Face folder, its members and non-members as JSONL files:
     every attack but the reference one (no reference folder given: skipped with its reason),
-    then with a reference folder; any socket use fails the test."""
+    then with a reference folder, then with a pool file (DC-PDD, ReCaLL); any socket use fails the test."""
     from miaudit.text.corpus import load_corpus
     from miaudit.text.lm import build_lm, save_lm, train_lm, train_tokenizer
 
@@ -76,6 +76,7 @@ def test_a_users_own_model_folder_is_audited_without_network(tmp_path, monkeypat
     assert "reference" not in results["attacks"] and results["attacks"]["loss"]["auc"] > 0.7
     assert any("Skipped reference" in n for n in results["evaluation"]["notes"])
     assert not {"lira", "rmia"} & set(results["attacks"]) and any("Skipped lira" in n for n in results["evaluation"]["notes"])
+    assert {"recall", "dc-pdd"}.isdisjoint(results["attacks"]) and any("Skipped recall" in n and "--pool-file" in n for n in results["evaluation"]["notes"])
     assert (tmp_path / "a" / "report.html").is_file()
     assert main([*own, "--reference-dir", str(tmp_path / "reference"), "--out", str(tmp_path / "b")]) == 0
     with_ref = json.loads((tmp_path / "b" / "results.json").read_text())
@@ -84,6 +85,12 @@ def test_a_users_own_model_folder_is_audited_without_network(tmp_path, monkeypat
     a = np.genfromtxt(tmp_path / "a" / "scores.csv", delimiter=",", names=True)
     b = np.genfromtxt(tmp_path / "b" / "scores.csv", delimiter=",", names=True)
     assert np.array_equal(a["loss"], b["loss"])
+    # the attacker's own non-member text (here the reference's): DC-PDD's frequencies, ReCaLL's prefix
+    pool = _documents(tmp_path / "pool.jsonl", other[:60])
+    assert main([*own, "--pool-file", pool, "--attacks", "recall,dc-pdd,loss", "--out", str(tmp_path / "c")]) == 0
+    with_pool = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert set(with_pool["attacks"]) == {"recall", "dc-pdd", "loss"} and with_pool["target"]["pool"] == 60
+    assert any(n.startswith("ReCaLL: prefix of 4 pool document(s)") for n in with_pool["evaluation"]["notes"])
 
 
 @pytest.mark.parametrize("setup, fragment", [

@@ -13,6 +13,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     own.add_argument("--train", default=None, help="its members: .txt (one document per line) or .jsonl (field text)")
     own.add_argument("--test", default=None, help="documents it did not train on, same formats")
     own.add_argument("--reference-dir", default=None, help="a reference LM folder for the reference attack (optional)")
+    own.add_argument("--pool-file", default=None,
+                     help="your own text the model did NOT train on, not in --train/--test (optional): DC-PDD's token frequencies, ReCaLL's prefix")  # fmt: skip
     here = p.add_argument_group("a model trained here")
     here.add_argument("--corpus", default="fortunes", help="a registered offline corpus (default fortunes: Debian package fortunes)")
     here.add_argument("--members", type=int, default=300, help="documents the target trains on (default 300)")
@@ -45,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
         corpus=args.corpus, members=args.members, nonmembers=args.nonmembers, pool=args.pool, public=args.public, size=args.size,
         setting=args.setting, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, attacks=parse_name_list("--attacks", args.attacks), references=args.references,
         shift=args.shift, seed=args.seed, model_dir=args.model_dir, reference_dir=args.reference_dir, train_file=args.train,
-        test_file=args.test, data_dir=args.data_dir,
+        test_file=args.test, pool_file=args.pool_file, data_dir=args.data_dir,
     )  # fmt: skip
     with claimed_out(args, "results/audit-text", uses_cache=False) as out_dir:
         record = run_text_audit(config)

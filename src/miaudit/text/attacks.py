@@ -159,3 +159,98 @@ def min_k_plus_plus_scores(
         z = np.divide(s.logprob - s.mean, sigma, out=np.zeros_like(sigma), where=sigma > 0)
         out.append(_lowest_mean(z, k))
     return np.array(out, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- DC-PDD and ReCaLL
+# Both need an input beyond the evaluated documents' statistics, passed as a keyword option of
+# ``TextAttack.score`` (``frequencies=`` / ``conditional=``); :data:`EXTRA_INPUTS` names it per
+# attack, so a caller (``text/audit.py``) knows what to compute before scoring.
+
+TOKEN_IDS = "the ids of the document's tokens under the target's tokenizer"
+REFERENCE_FREQUENCIES = "token frequencies of text the attacker holds (its pool), counted with the target's tokenizer"
+PREFIX_QUERY = "the target's log-probabilities of the document after a prefix of known non-member text (a second query)"
+
+#: attack name -> the keyword option of ``TextAttack.score`` it cannot run without.
+EXTRA_INPUTS: dict[str, str] = {"dc-pdd": "frequencies", "recall": "conditional"}
+
+
+def _check_frequencies(frequencies: object) -> np.ndarray:
+    if frequencies is None:
+        raise ConfigError("text attack 'dc-pdd' needs a token-frequency table; pass frequencies= (miaudit.text.lm.token_frequencies of the attacker's text)")
+    f = np.asarray(frequencies, dtype=np.float64)
+    if f.ndim != 1 or not len(f) or not np.isfinite(f).all() or (f <= 0).any() or (f > 1).any():
+        raise InputError("frequencies must be a 1-D table of probabilities in (0, 1], one per vocabulary entry (Laplace-smoothed: none is 0)")
+    return f
+
+
+@_register(
+    "dc-pdd",
+    "Zhang et al., Pretraining Data Detection for Large Language Models: A Divergence-based Calibration Method, EMNLP 2024",
+    (TOKEN_LOGPROBS, TOKEN_IDS, REFERENCE_FREQUENCIES),
+)
+def dc_pdd_scores(
+    target: Sequence[TokenStats], texts: Sequence[str], reference: None = None, *, frequencies: object = None, a: float = 0.01
+) -> np.ndarray:
+    """Mean over the document's distinct predicted tokens (each at its first occurrence) of
+    ``min(p(x_t) * log(1 / f(x_t)), a)``: the token's probability under the target times its
+    surprisal in the reference frequencies ``f``, clipped at ``a``.
+
+    A common token is likely to any LM; weighting by ``-log f`` counts the likely *rare* tokens,
+    and the bound ``a`` keeps a few very confident ones from dominating. ``a = 0.01`` is the
+    authors' default (their code and mimir-style reimplementations); their score is the negative
+    of this one. The table comes from :func:`miaudit.text.lm.token_frequencies` (Laplace-smoothed
+    counts over the attacker's own text, the target's tokenizer).
+    """
+    f = _check_frequencies(frequencies)
+    if isinstance(a, bool) or not isinstance(a, int | float) or not (math.isfinite(a) and a > 0):
+        raise ConfigError(f"a is DC-PDD's upper bound on a token's score, a positive number, got {a!r}")
+    out = []
+    for s in target:
+        if s.token_ids is None:
+            raise InputError("text attack 'dc-pdd' needs the token ids in the statistics; compute them with token_statistics")
+        if len(s.token_ids) and int(s.token_ids.max()) >= len(f):
+            raise InputError(f"a token id ({int(s.token_ids.max())}) is outside the {len(f)}-entry frequency table; build it with the target's tokenizer")
+        _, first = np.unique(s.token_ids, return_index=True)
+        first = np.sort(first)
+        ce = np.exp(s.logprob[first]) * -np.log(f[s.token_ids[first]])
+        out.append(float(np.minimum(ce, float(a)).mean()))
+    return np.array(out, dtype=np.float64)
+
+
+@_register(
+    "recall",
+    "Xie et al., ReCaLL: Membership Inference via Relative Conditional Log-Likelihoods, EMNLP 2024",
+    (TOKEN_LOGPROBS, PREFIX_QUERY),
+)
+def recall_scores(
+    target: Sequence[TokenStats], texts: Sequence[str], reference: None = None, *, conditional: Sequence[TokenStats] | None = None
+) -> np.ndarray:
+    """``LL(x | P) / LL(x)``: the document's mean token log-likelihood after a prefix ``P`` of
+    known non-member text over its unconditional one (both negative).
+
+    A non-member prefix pulls the model away from what it memorised, so a member's likelihood
+    drops relatively more than a non-member's: the ratio is larger for members (the authors'
+    sign, higher = member). ``conditional``: the statistics of the same documents from
+    :func:`miaudit.text.lm.conditional_token_statistics` (the same tokens, prefix before them).
+    The prefix must be text the target did not train on; the audit takes it from the attacker's
+    pool, which is known to be outside the training set only when the target is trained here
+    (or when a user vouches for a --pool-file). A document whose unconditional log-likelihood
+    is exactly 0 scores 1 (no change).
+    """
+    if conditional is None:
+        raise ConfigError("text attack 'recall' needs the documents' statistics after a non-member prefix; pass conditional= (miaudit.text.lm.conditional_token_statistics)")
+    _check_stats(conditional, texts, "conditional")
+    if any(len(c.logprob) != len(s.logprob) for c, s in zip(conditional, target)):
+        raise InputError("conditional statistics must cover the same tokens as the target's (compute both with the same model and tokenizer)")
+    ll = _mean_logprob(target)
+    return np.divide(_mean_logprob(conditional), ll, out=np.ones_like(ll), where=ll != 0)
+
+
+def recall_prefix(documents: Sequence[str], shots: int) -> str:
+    """ReCaLL's prefix: the first ``shots`` of ``documents`` (known non-members), one per line,
+    ending with a newline so that the scored document starts a line of its own."""
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 1:
+        raise ConfigError(f"shots must be a positive whole number of prefix documents, got {shots!r}")
+    if isinstance(documents, str) or not documents:
+        raise InputError("ReCaLL's prefix needs a list of known non-member documents (the attacker's pool)")
+    return "\n".join(documents[:shots]) + "\n"

@@ -21,6 +21,12 @@ LiRA and RMIA (:mod:`miaudit.text.reference_attacks`) use ``references`` (K) ref
 the same start and recipe, each on a random half of the pool, online also on a half of the
 evaluated documents (:mod:`miaudit.text.reference_lms`: the attacker holds the candidates, not
 their membership); for a user's model they are skipped with their reason (no reference set).
+DC-PDD's token frequencies are counted over the pool with the target's tokenizer, and
+ReCaLL's prefix is the first :attr:`TextAuditConfig.recall_shots` pool documents: the pool is
+known NOT to be in the target's training set only when the target is trained here. For a
+user's model the pool is ``pool_file`` (``--pool-file``), text the user vouches the model did
+not train on; without one both attacks are skipped with their reason (the ``--test``
+documents are evaluated records, so they are never the prefix or the frequency text).
 Membership truth reaches only the metrics, the verdict and the blind baseline
 (:mod:`miaudit.text.blind`), which is reported beside the attacks as a check of the split,
 never as an attack.
@@ -43,7 +49,12 @@ from miaudit.errors import ConfigError
 
 #: Text attacks strongest-first by the literature (mimir, Duan et al. 2024; Zhang et al. 2024):
 #: the verdict's headline is the first one that ran. Fixed in advance, never from the truth.
-TEXT_HEADLINE_ORDER: tuple[str, ...] = ("lira", "rmia", "lira-offline", "rmia-offline", "reference", "min-k-plus-plus", "min-k", "zlib", "loss")
+#: ReCaLL and DC-PDD (both EMNLP 2024) report gains over min-k%++ on WikiMIA-style benchmarks,
+#: whose members and non-members differ in time; on i.i.d. splits that is unproven, so they
+#: rank after min-k%++.
+TEXT_HEADLINE_ORDER: tuple[str, ...] = (
+    "lira", "rmia", "lira-offline", "rmia-offline", "reference", "min-k-plus-plus", "recall", "dc-pdd", "min-k", "zlib", "loss",
+)  # fmt: skip
 SETTINGS = ("fine-tune", "scratch")
 
 
@@ -52,9 +63,11 @@ class TextAuditConfig:
     """One text audit. Trained here: ``corpus`` and the split sizes (documents), the model
     ``size``, ``setting``, ``epochs`` on the members (and ``pretrain_epochs`` on public text for
     fine-tuning), the learning rate; own model: ``model_dir`` with ``train_file`` (members) and
-    ``test_file`` (non-members), optionally ``reference_dir``. ``references``: K reference LMs
-    for LiRA and RMIA (each variant, online and offline, trains its own K). ``attacks=None``
-    runs every registered text attack the inputs permit."""
+    ``test_file`` (non-members), optionally ``reference_dir`` and ``pool_file`` (the attacker's
+    own text, known not to be members: DC-PDD's frequencies, ReCaLL's prefix). ``references``: K
+    reference LMs for LiRA and RMIA (each variant, online and offline, trains its own K).
+    ``recall_shots``: pool documents in ReCaLL's prefix. ``attacks=None`` runs every registered
+    text attack the inputs permit."""
 
     corpus: str = "fortunes"
     members: int = 300
@@ -75,6 +88,8 @@ class TextAuditConfig:
     reference_dir: str | None = None
     train_file: str | None = None
     test_file: str | None = None
+    pool_file: str | None = None
+    recall_shots: int = 4
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -88,6 +103,10 @@ class TextAuditConfig:
         from miaudit.text.reference_lms import check_references
 
         check_references(self.references)
+        if self.pool_file is not None and self.model_dir is None:
+            raise ConfigError("--pool-file is for your own model (--model-dir); a model trained here takes the attacker's pool from the corpus (--pool)")
+        if isinstance(self.recall_shots, bool) or not isinstance(self.recall_shots, int) or self.recall_shots < 1:
+            raise ConfigError(f"recall_shots must be a positive whole number (pool documents in ReCaLL's prefix), got {self.recall_shots!r}")
 
     @property
     def own_model(self) -> bool:
@@ -104,6 +123,7 @@ class _Prepared:
     nonmembers: tuple[str, ...]
     description: dict[str, Any]
     reference_sets: dict[str, Any]
+    pool: tuple[str, ...] = ()  # the attacker's own text, known not to be members
 
 
 def _train_here(config: TextAuditConfig, variants: set[str]) -> _Prepared:
@@ -138,7 +158,7 @@ def _train_here(config: TextAuditConfig, variants: set[str]) -> _Prepared:
         "reference": "the public model fine-tuned on the attacker's pool with the target's recipe" if reference is not None else None,
         "reference_lms": {v: config.references for v in sorted(variants)},
     }  # fmt: skip
-    return _Prepared(target, reference, tokenizer, tokenizer, split.members, split.nonmembers, description, sets)
+    return _Prepared(target, reference, tokenizer, tokenizer, split.members, split.nonmembers, description, sets, tuple(split.pool))
 
 
 def _own_model(config: TextAuditConfig) -> _Prepared:
@@ -149,18 +169,25 @@ def _own_model(config: TextAuditConfig) -> _Prepared:
     overlap = set(members) & set(nonmembers)
     if overlap:
         raise ConfigError(f"{len(overlap)} document(s) are in both --train and --test; a document is a member or not, remove the repeats")
+    pool = tuple(read_documents(config.pool_file)) if config.pool_file else ()
+    evaluated = set(pool) & (set(members) | set(nonmembers))
+    if evaluated:
+        raise ConfigError(f"{len(evaluated)} --pool-file document(s) are also in --train or --test; the pool is the attacker's own text, never an evaluated record")
     target, tokenizer = load_lm(config.model_dir)  # type: ignore[arg-type]
     reference, ref_tokenizer = load_lm(config.reference_dir) if config.reference_dir else (None, None)
     description = {"source": "model folder", "model_dir": str(config.model_dir), "reference_dir": config.reference_dir,
-                   "model_type": getattr(target.config, "model_type", None)}  # fmt: skip
-    return _Prepared(target, reference, tokenizer, ref_tokenizer, members, nonmembers, description, {})
+                   "model_type": getattr(target.config, "model_type", None), "pool_file": config.pool_file, "pool": len(pool)}  # fmt: skip
+    return _Prepared(target, reference, tokenizer, ref_tokenizer, members, nonmembers, description, {}, pool)
 
 
 def _selected(config: TextAuditConfig) -> tuple[list[str], dict[str, str]]:
-    from miaudit.text.attacks import TEXT_ATTACKS
+    """The attacks to run and the skipped ones with their reasons, decided from the config
+    alone (before any training, so an unknown name fails first)."""
+    from miaudit.text.attacks import EXTRA_INPUTS, TEXT_ATTACKS
     from miaudit.text.reference_attacks import reference_attack_names
 
     has_reference = config.reference_dir is not None if config.own_model else config.pool > 0
+    has_pool = config.pool_file is not None if config.own_model else config.pool > 0
 
     names = list(config.attacks) if config.attacks else TEXT_ATTACKS.names()
     for name in names:
@@ -176,6 +203,10 @@ def _selected(config: TextAuditConfig) -> tuple[list[str], dict[str, str]]:
             names.remove(name)
             skipped[name] = ("needs K reference LMs trained like the target; for your own model a reference set is not supported yet"
                              if config.own_model else "needs K reference LMs trained on an attacker's pool of at least 2 documents: raise --pool")  # fmt: skip
+    if not has_pool:
+        for name in [n for n in names if n in EXTRA_INPUTS]:
+            names.remove(name)
+            skipped[name] = "needs the attacker's own text known not to be members: give --pool-file (trained here: a non-empty --pool)"
     if not names:
         raise ConfigError("no text attack can run with these inputs; " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     return names, skipped
@@ -199,9 +230,10 @@ def run_text_audit(config: TextAuditConfig) -> Any:
     reference_stats = None
     if prepared.reference is not None and any(TEXT_ATTACKS.get(n).needs_reference for n in names):
         reference_stats = token_statistics(prepared.reference, prepared.reference_tokenizer, texts)
+    options, option_notes = _extra_inputs(config, prepared, names, texts)
     scores = {
         n: TEXT_ATTACKS.get(n).score(target_stats, texts, references=prepared.reference_sets[TEXT_ATTACKS.get(n).variant])
-        if n in reference_attack_names() else TEXT_ATTACKS.get(n).score(target_stats, texts, reference_stats)
+        if n in reference_attack_names() else TEXT_ATTACKS.get(n).score(target_stats, texts, reference_stats, **options.get(n, {}))
         for n in names
     }  # fmt: skip
     blind = blind_baseline(prepared.members, prepared.nonmembers, seed=config.seed)
@@ -209,6 +241,7 @@ def run_text_audit(config: TextAuditConfig) -> Any:
         f"Blind baseline (Das et al. 2024: a bag-of-words classifier on the text alone, cross-fitted on the evaluated records' "
         f"membership, a check of the split, not an attack): AUC {blind.auc:.3f} (chance stays below {0.5 + blind.tolerance:.3f}); "
         f"{blind.verdict}.",
+        *option_notes,
         *(f"Skipped {k}: {v}." for k, v in skipped.items()),
     ]
     details = {n: {"paper": TEXT_ATTACKS.get(n).paper, "threat": list(TEXT_ATTACKS.get(n).threat)} for n in names}
@@ -226,6 +259,30 @@ def run_text_audit(config: TextAuditConfig) -> Any:
         scores=scores, is_member=is_member, record_indices=np.arange(len(texts)), details=details, notes=notes,
         seed=config.seed, headline_order=TEXT_HEADLINE_ORDER,
     )  # fmt: skip
+
+
+def _extra_inputs(config: TextAuditConfig, prepared: _Prepared, names: list[str], texts: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The keyword options of the attacks that need more than the statistics (DC-PDD's frequency
+    table, ReCaLL's conditional statistics), all from the attacker's pool, and a note on each."""
+    from miaudit.text.attacks import recall_prefix
+    from miaudit.text.lm import conditional_token_statistics, prefix_tokens_used, token_frequencies
+
+    options: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    if "dc-pdd" in names:
+        options["dc-pdd"] = {"frequencies": token_frequencies(prepared.tokenizer, prepared.pool)}
+        notes.append(f"DC-PDD: token frequencies from the attacker's {len(prepared.pool)} pool documents (the target's tokenizer, Laplace-smoothed), a = 0.01.")
+    if "recall" in names:
+        shots = prepared.pool[: config.recall_shots]
+        prefix = recall_prefix(shots, len(shots))
+        used = np.asarray(prefix_tokens_used(prepared.target, prepared.tokenizer, texts, prefix))
+        options["recall"] = {"conditional": conditional_token_statistics(prepared.target, prepared.tokenizer, texts, prefix)}
+        notes.append(
+            f"ReCaLL: prefix of {len(shots)} pool document(s), {int(used.max())} tokens at most; a document and its prefix share the "
+            f"model's context, so documents got {used.mean():.1f} prefix tokens on average and {int((used == 0).sum())} of {len(texts)} got none "
+            f"(those score about 1: no evidence)."
+        )
+    return options, notes
 
 
 def _perplexity(stats: list[Any], mask: np.ndarray) -> float:

@@ -32,9 +32,12 @@ __all__ = [
     "LMConfig",
     "TokenStats",
     "build_lm",
+    "conditional_token_statistics",
     "load_lm",
     "lm_config",
+    "prefix_tokens_used",
     "save_lm",
+    "token_frequencies",
     "token_statistics",
     "train_lm",
     "train_tokenizer",
@@ -178,30 +181,101 @@ def train_lm(
 def token_statistics(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, texts: Sequence[str], *, batch_size: int = 16
 ) -> list[TokenStats]:
-    """Per document, the :class:`TokenStats` of its predicted tokens (each truncated to the context).
+    """Per document, the :class:`TokenStats` of its predicted tokens (each truncated to the
+    context), with their ``token_ids``.
 
     The full-vocabulary reductions run in float32 (a float64 copy of the logits of a large
     vocabulary would not fit); the results are returned as float64.
     """
     _check_batch_size(batch_size)
-    encoded = _encode(tokenizer, _documents(texts, "scored texts"), _context(model))
+    encoded = _scored_documents(tokenizer, texts, _context(model))
+    return _statistics(model, tokenizer, encoded, [0] * len(encoded), batch_size)
+
+
+def conditional_token_statistics(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, texts: Sequence[str], prefix: str, *, batch_size: int = 16
+) -> list[TokenStats]:
+    """Per document, the :class:`TokenStats` of its own predicted tokens with ``prefix``'s
+    tokens placed before it (ReCaLL's conditional log-likelihood).
+
+    The statistics cover exactly the tokens :func:`token_statistics` covers (the document's
+    tokens 2..n, each now also conditioned on the prefix), so the two compare token for token;
+    an empty prefix gives the unconditional statistics. The document's first token, which
+    ReCaLL's reference code also scores given the prefix, is left out for that reason.
+
+    Context: the document keeps the place :func:`token_statistics` gives it (its first
+    ``context`` tokens); the prefix gets what room is left, its *last* tokens (the ones next to
+    the document) kept, the rest dropped; a document that fills the context alone is scored
+    with no prefix at all. :func:`prefix_tokens_used` says how many prefix tokens each got.
+    Prefix and document are tokenized separately and their ids joined, as in ReCaLL's code.
+    """
+    _check_batch_size(batch_size)
+    if not isinstance(prefix, str):
+        raise InputError("prefix must be a string (the known non-member text placed before each document)")
+    context = _context(model)
+    encoded = _scored_documents(tokenizer, texts, context)
+    prefix_ids = list(tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else []
+    used = _prefix_room(len(prefix_ids), encoded, context)
+    rows = [prefix_ids[len(prefix_ids) - k :] + ids if k else ids for k, ids in zip(used, encoded)]
+    return _statistics(model, tokenizer, rows, used, batch_size)
+
+
+def prefix_tokens_used(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, texts: Sequence[str], prefix: str) -> list[int]:
+    """How many of ``prefix``'s tokens :func:`conditional_token_statistics` places before each document."""
+    context = _context(model)
+    n_prefix = len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else 0
+    return _prefix_room(n_prefix, _scored_documents(tokenizer, texts, context), context)
+
+
+def token_frequencies(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> np.ndarray:
+    """Each vocabulary entry's frequency in ``texts`` (all their tokens, no special tokens added),
+    Laplace-smoothed: ``(count + 1) / (total + V)``, V = ``len(tokenizer)``; float64, sums to 1.
+
+    DC-PDD's reference frequencies: give text the attacker holds, never the evaluated documents.
+    """
+    docs = _documents(texts, "reference texts")
+    vocab = len(tokenizer)
+    ids = [i for x in tokenizer(docs, add_special_tokens=False)["input_ids"] for i in x]
+    counts = np.bincount(np.asarray(ids, dtype=np.int64), minlength=vocab).astype(np.float64)
+    if len(counts) > vocab:
+        raise InputError(f"the tokenizer produced ids up to {len(counts) - 1} but has {vocab} entries")
+    return (counts + 1.0) / (counts.sum() + vocab)
+
+
+def _scored_documents(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str], context: int) -> list[list[int]]:
+    encoded = _encode(tokenizer, _documents(texts, "scored texts"), context)
     short = [i for i, ids in enumerate(encoded) if len(ids) < 2]
     if short:
         raise InputError(f"{len(short)} document(s) have fewer than 2 tokens (first: #{short[0]}); drop them before scoring")
+    return encoded
+
+
+def _prefix_room(n_prefix: int, encoded: list[list[int]], context: int) -> list[int]:
+    return [min(n_prefix, context - len(ids)) for ids in encoded]
+
+
+def _statistics(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, rows: list[list[int]], starts: list[int], batch_size: int
+) -> list[TokenStats]:
+    """Statistics of each row's tokens after ``starts[i]`` (the document's first token there):
+    the predictions of positions start+1 .. len-1."""
     out: list[TokenStats] = []
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for ids, mask in _batches(encoded, batch_size, _pad_id(tokenizer)):
+        for first, (ids, mask) in zip(range(0, len(rows), batch_size), _batches(rows, batch_size, _pad_id(tokenizer))):
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             logp = torch.log_softmax(logits, dim=-1)
             p = logp.exp()
             mean = (p * logp).sum(-1)
             # Centred form: never negative, unlike E[(log p)^2] - mean^2 in floating point.
             var = (p * (logp - mean.unsqueeze(-1)).square()).sum(-1)
-            actual = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            targets = ids[:, 1:]
+            actual = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
             for row, n in enumerate(mask.sum(1).tolist()):
-                out.append(TokenStats(*(t[row, : n - 1].double().numpy() for t in (actual, mean, var)), n_tokens=n))
+                s = starts[first + row]
+                lp, mu, v = (t[row, s : n - 1].double().numpy() for t in (actual, mean, var))
+                out.append(TokenStats(lp, mu, v, n_tokens=n - s, token_ids=targets[row, s : n - 1].numpy().copy()))
     model.train(was_training)
     return out
 
