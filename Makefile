@@ -22,7 +22,8 @@ demo: $(STAMP)
 	$(BIN)/miaudit audit --dataset digits --model mlp --seed 0 --out results/demo
 
 test: $(STAMP)
-	MIAUDIT_DATA_DIR=$${MIAUDIT_DATA_DIR:-$(DATA_DIR)} $(BIN)/python -m pytest -q
+	# two worker processes, each taking whole test files (a file's module fixtures are built once)
+	MIAUDIT_DATA_DIR=$${MIAUDIT_DATA_DIR:-$(DATA_DIR)} $(BIN)/python -m pytest -q -n $${MIAUDIT_TEST_WORKERS:-2} --dist loadfile
 
 benchmark: $(STAMP)
 	MIAUDIT_DATA_DIR=$${MIAUDIT_DATA_DIR:-$(DATA_DIR)} $(BIN)/python benchmarks/train_throughput.py

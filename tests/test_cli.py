@@ -38,7 +38,8 @@ def test_user_errors_print_one_line_and_exit_2(args, fragment):
 
 def test_digits_audit_writes_results_that_recompute(tmp_path):
     out = tmp_path / "res"
-    proc = run_cli("audit", "--dataset", "digits", "--out", str(out), "--epochs", "10", "--bootstrap", "20")
+    # three attacks: what is checked here is the written record (every attack together runs in test_serve / test_truth_isolation)
+    proc = run_cli("audit", "--dataset", "digits", "--out", str(out), "--epochs", "10", "--bootstrap", "20", "--attacks", "correctness,loss,lira-offline")
     assert proc.returncode == 0, proc.stderr
     assert "correctness" in proc.stdout and "loss" in proc.stdout and "AUC" in proc.stdout
     summary = json.loads((out / "results.json").read_text())
