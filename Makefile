@@ -22,8 +22,7 @@ demo: $(STAMP)
 	$(BIN)/miaudit audit --dataset digits --model mlp --seed 0 --out results/demo
 
 test: $(STAMP)
-	# two worker processes, each taking whole test files (a file's module fixtures are built once)
-	MIAUDIT_DATA_DIR=$${MIAUDIT_DATA_DIR:-$(DATA_DIR)} $(BIN)/python -m pytest -q -n $${MIAUDIT_TEST_WORKERS:-2} --dist loadfile
+	MIAUDIT_DATA_DIR=$${MIAUDIT_DATA_DIR:-$(DATA_DIR)} $(BIN)/python -m pytest -q -n $${MIAUDIT_TEST_WORKERS:-2}
 
 benchmark: $(STAMP)
 	MIAUDIT_DATA_DIR=$${MIAUDIT_DATA_DIR:-$(DATA_DIR)} $(BIN)/python benchmarks/train_throughput.py
