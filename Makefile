@@ -22,7 +22,8 @@ demo: $(STAMP)
 	$(BIN)/miaudit audit --dataset digits --model mlp --seed 0 --out results/demo
 
 test: $(STAMP)
-	MIAUDIT_DATA_DIR=$${MIAUDIT_DATA_DIR:-$(DATA_DIR)} $(BIN)/python -m pytest -q -n $${MIAUDIT_TEST_WORKERS:-2}
+	# 2 workers of one thread each: two 2-thread workers oversubscribe a 2-core machine
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} MIAUDIT_DATA_DIR=$${MIAUDIT_DATA_DIR:-$(DATA_DIR)} $(BIN)/python -m pytest -q -n $${MIAUDIT_TEST_WORKERS:-2}
 
 benchmark: $(STAMP)
 	MIAUDIT_DATA_DIR=$${MIAUDIT_DATA_DIR:-$(DATA_DIR)} $(BIN)/python benchmarks/train_throughput.py
