@@ -11,6 +11,8 @@ precomputed outputs; grids, ``defend``, ``reproduce``, studies) writes the same 
 - ``scores.csv``: one row per evaluated record: its index (a row of the data set; for the
   user's own files, training rows first, then test rows, then pool rows), its membership truth
   and every attack's score;
+- ``documents.jsonl`` for text audits: each evaluated document's first characters
+  (:mod:`miaudit.core.excerpts`), which the report shows beside the most exposed records;
 - ``report.html`` on request (:func:`miaudit.report.write_report`).
 
 :func:`read` loads a folder back as an :class:`AuditRecord`; :meth:`AuditRecord.table` gives
@@ -180,6 +182,17 @@ class AuditRecord:
     is_member: np.ndarray
     scores: dict[str, np.ndarray]
     result: Any = None
+    excerpts: tuple[str, ...] | None = None  # text audits: each evaluated document, in record order
+
+    def with_excerpts(self, texts: Any) -> "AuditRecord":
+        """This record with the evaluated documents' text (one per record, in record order),
+        written as ``documents.jsonl`` for the report's most exposed documents."""
+        from dataclasses import replace
+
+        texts = tuple(str(t) for t in texts)
+        if len(texts) != len(self.record_indices):
+            raise ValueError(f"{len(texts)} documents for {len(self.record_indices)} evaluated records")
+        return replace(self, excerpts=texts)
 
     @property
     def verdict(self) -> Verdict | None:
@@ -247,6 +260,11 @@ class AuditRecord:
         with atomic_path(paths["results"]) as tmp:
             tmp.write_text(self.to_json())
         write_scores_csv(paths["scores"], self.record_indices, self.is_member, self.scores)
+        if self.excerpts is not None:
+            from miaudit.core.excerpts import EXCERPTS_FILE, write_excerpts
+
+            paths["documents"] = out / EXCERPTS_FILE
+            write_excerpts(paths["documents"], self.record_indices.tolist(), self.excerpts)
         if report and self.scores:
             from miaudit.report import write_report
 

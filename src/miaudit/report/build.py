@@ -74,7 +74,8 @@ def _roc_curves(inputs: RunInputs) -> dict[str, dict[str, Any]]:
 
 
 def _exposed(inputs: RunInputs, attack: str) -> list[dict[str, Any]]:
-    """The true members with the highest scores under ``attack``: flagged first at any threshold."""
+    """The true members with the highest scores under ``attack``: flagged first at any threshold
+    (with each document's excerpt when the run is a text audit)."""
     s, m = inputs.scores.by_attack[attack], inputs.scores.is_member
     order = np.argsort(-s, kind="stable")
     nonmember = np.sort(s[~m])
@@ -86,6 +87,7 @@ def _exposed(inputs: RunInputs, attack: str) -> list[dict[str, Any]]:
                 "score": float(s[i]),
                 "rank": rank,
                 "nonmembers_above": int(len(nonmember) - np.searchsorted(nonmember, s[i], side="left")),
+                "text": None if inputs.excerpts is None else inputs.excerpts.get(int(inputs.scores.record_index[i])),
             })  # fmt: skip
             if len(rows) == TOP_EXPOSED:
                 break
@@ -226,6 +228,7 @@ def _audit_context(inputs: RunInputs) -> dict[str, Any]:
         "roc_png": _b64(roc_figure(curves, "every attack; " + setting + "; one seed")),
         "exposed_attack": exposed,
         "exposed": _exposed(inputs, exposed),
+        "exposed_text": inputs.excerpts is not None,
         "config_json": json.dumps(r.get("config", {}), indent=2, sort_keys=True),
         "threat_json": json.dumps(r.get("threat"), indent=2, sort_keys=True),
         "audit_versions": r.get("versions") or {"miaudit": r.get("miaudit_version")},

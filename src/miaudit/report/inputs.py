@@ -6,6 +6,8 @@ Files (all in RUN_DIR):
   (:mod:`miaudit.report.defend_inputs`; a defend folder's audit sections come from its first audit);
 - ``defenses.json`` (optional, an older hand-written form; see :data:`DEFENSES_FILE`);
 - ``studies/<name>/study.json`` + ``plot.png`` (optional), written by ``miaudit study --out``;
+- ``documents.jsonl`` (optional), a text audit's document excerpts (:mod:`miaudit.core.excerpts`),
+  shown beside the most exposed records;
 - ``privacy_audit.json`` (optional), written by ``miaudit privacy-audit --out``
   (:mod:`miaudit.report.privacy_inputs`; a folder holding it and no ``results.json`` is reported
   with the empirical-epsilon section alone).
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.bounded_io import regular_file
+from miaudit.core.excerpts import EXCERPTS_FILE, MAX_EXCERPT_CHARS, MAX_EXCERPTS_BYTES
 from miaudit.errors import MiauditError
 
 RESULTS_FILE = "results.json"
@@ -76,6 +79,7 @@ class RunInputs:
     defenses_source: str = DEFENSES_FILE
     defenses_note: str | None = None  # what the page's audit sections show, for a defend folder
     privacy_audit: dict[str, Any] | None = None  # privacy_audit.json, checked
+    excerpts: dict[int, str] | None = None  # documents.jsonl of a text audit: record index -> excerpt
 
 
 def _read_json(path: Path) -> Any:
@@ -230,4 +234,26 @@ def read_run(run_dir: Path, audit_dir: Path | None = None) -> RunInputs:
     defenses = baseline = None
     if (run_dir / DEFENSES_FILE).is_file():
         defenses, baseline = _read_defenses(run_dir / DEFENSES_FILE)
-    return RunInputs(run_dir, results, scores, defenses, baseline, _read_studies(run_dir / STUDIES_DIR))
+    excerpts = read_excerpts(audit_dir / EXCERPTS_FILE) if (audit_dir / EXCERPTS_FILE).exists() else None
+    return RunInputs(run_dir, results, scores, defenses, baseline, _read_studies(run_dir / STUDIES_DIR), excerpts=excerpts)
+
+
+def read_excerpts(path: Path) -> dict[int, str]:
+    """``documents.jsonl`` (:mod:`miaudit.core.excerpts`): record index -> excerpt, checked line by
+    line (a JSON object with an integer ``record_index`` and a string ``text`` of at most
+    :data:`MAX_EXCERPT_CHARS` characters), the whole file within :data:`MAX_EXCERPTS_BYTES`."""
+    regular_file(path, "document excerpts")
+    if path.stat().st_size > MAX_EXCERPTS_BYTES:
+        raise ReportError(f"{path} is over {MAX_EXCERPTS_BYTES} bytes; it is not a miaudit documents.jsonl (rerun the text audit)")
+    out: dict[int, str] = {}
+    with path.open("rb") as f:
+        for number, raw in enumerate(f.read(MAX_EXCERPTS_BYTES + 1).splitlines(), start=1):
+            try:
+                row = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise ReportError(f"{path} line {number} is not JSON; rerun the text audit to rewrite it") from None
+            index, text = (row.get("record_index"), row.get("text")) if isinstance(row, dict) else (None, None)
+            if isinstance(index, bool) or not isinstance(index, int) or not isinstance(text, str) or len(text) > MAX_EXCERPT_CHARS:
+                raise ReportError(f"{path} line {number} needs an integer record_index and a text of at most {MAX_EXCERPT_CHARS} characters")
+            out[index] = text
+    return out
