@@ -30,7 +30,8 @@ CASES = {
 
 
 def test_every_registered_study_has_a_case():
-    assert set(STUDIES.names()) == set(CASES)
+    # text-leakage runs on a text corpus, not digits: tests/test_study_text_leakage.py
+    assert set(STUDIES.names()) == set(CASES) | {"text-leakage"}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -11,7 +11,7 @@ from miaudit.errors import ConfigError
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", nargs="?", default=None, help="overfitting | model-type | classes | feature-variance | per-record-risk (see --list)")
+    p.add_argument("name", nargs="?", default=None, help="overfitting | model-type | classes | feature-variance | per-record-risk | text-leakage (see --list)")
     p.add_argument("--list", action="store_true", help="list the studies and the survey claim each checks")
     p.add_argument("--dataset", default=None, help="registered data set or a CSV/.npz/image-folder path")
     p.add_argument("--label-column", default=None, help="label column of a CSV data set")
