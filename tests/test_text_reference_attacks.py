@@ -152,3 +152,31 @@ def test_lira_and_rmia_beat_the_loss_attack_end_to_end(end_to_end):
     lira = auc(TEXT_ATTACKS.get("lira").score(target, texts, references=refs), truth)
     rmia = auc(TEXT_ATTACKS.get("rmia").score(target, texts, references=refs), truth)
     assert loss > 0.7 and lira > loss + 0.03 and rmia > loss
+
+
+def _pool_set(k=6, z=200, seed=0):
+    """Offline references on a pool of z documents of varied difficulty (mean token log-likelihood
+    about -3.5, likelihoods about 0.03): a reference that trained on a document gains 0.3 nats."""
+    from miaudit.text.reference_lms import draw_memberships
+
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(-3.5, 0.5, size=z)
+    pool_in = draw_memberships(z, k, rng)
+    stats = difficulty + 0.3 * pool_in + rng.normal(0, 0.05, size=(k, z))
+    return ReferenceSet("offline", _rows(stats[:, :2]), np.zeros((k, 2), bool), population=_rows(stats), population_in=pool_in,
+                        target_population=tuple(_doc(v) for v in difficulty))  # fmt: skip
+
+
+def test_offline_a_is_chosen_on_the_attackers_references():
+    from miaudit.text.reference_attacks import choose_offline_a
+
+    choice = choose_offline_a(_pool_set())
+    # likelihoods near 0.03: the default a = 0.3 drowns the references in (1 - a) / 2; a large a does not
+    assert choice.a >= 0.7 and choice.stand_in_auc[choice.a] > choice.stand_in_auc[0.3] + 0.1
+    assert choice.source.startswith("auto")
+    # the choice reads only the references: any target, any evaluated truth, the same a
+    refs = _pool_set()
+    assert _score("rmia-offline", [-3.0, -3.6], refs).tolist() == _score("rmia-offline", [-3.0, -3.6], refs, a=choice.a).tolist()
+    # too few references to keep a stand-in: the classifier default, said so
+    small = choose_offline_a(_rmia_set("offline"))
+    assert small.a == 0.3 and small.source.startswith("default")

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.attacks.lira import lira_offline_scores, lira_online_scores, use_per_record
-from miaudit.attacks.rmia import DEFAULT_A, likelihood_ratio, marginal, population_fraction
+from miaudit.attacks.rmia import A_GRID, DEFAULT_A, likelihood_ratio, marginal, population_fraction
 from miaudit.errors import ConfigError, InputError
 from miaudit.text.attacks import TEXT_ATTACKS, TOKEN_LOGPROBS, Scorer, TextAttack, _check_stats
 from miaudit.text.stats import TokenStats
@@ -173,13 +173,66 @@ def rmia_text_scores(target: Sequence[TokenStats], references: ReferenceSet, *, 
 
 @_register("rmia-offline", RMIA, "offline", (TOKEN_LOGPROBS, REFERENCE_LMS, POPULATION))
 def rmia_offline_text_scores(
-    target: Sequence[TokenStats], references: ReferenceSet, *, a: float = DEFAULT_A, gamma: float = 1.0
+    target: Sequence[TokenStats], references: ReferenceSet, *, a: float | str = "auto", gamma: float = 1.0
 ) -> np.ndarray:
     """RMIA with OUT references only: ``Pr(x) = ((1 + a) mean_out p(x) + (1 - a)) / 2`` (the
-    paper's offline approximation, ``a`` fixed as the classifier ``rmia-offline``'s default)."""
+    paper's offline approximation). ``a="auto"`` (default) chooses it on the attacker's own
+    references (:func:`choose_offline_a`); a number fixes it."""
+    if a == "auto":
+        a = choose_offline_a(references, gamma=gamma).a
     if isinstance(a, bool) or not isinstance(a, int | float) or not 0.0 <= a <= 1.0:
-        raise ConfigError(f"a must lie in [0, 1], got {a!r}")
+        raise ConfigError(f"a must lie in [0, 1] or be 'auto', got {a!r}")
     return _rmia(target, references, float(a), gamma)
+
+
+MIN_REFERENCES_FOR_A = 4
+STAND_INS = 2
+
+
+@dataclass(frozen=True)
+class OfflineAChoice:
+    """The offline ``a`` chosen without the target's truth, how, and the stand-in AUC per grid value."""
+
+    a: float
+    source: str
+    stand_in_auc: dict[float, float]
+
+
+def choose_offline_a(references: ReferenceSet, *, gamma: float = 1.0, grid: Sequence[float] = A_GRID) -> OfflineAChoice:
+    """RMIA's offline ``a`` from the attacker's own reference LMs (Zarifzadeh et al. tune it on
+    reference models the same way): reference j (j < :data:`STAND_INS`) plays the target, its
+    truth the pool documents it trained on (``population_in[j]``), the other K - 1 references
+    are its references; the pool's even positions are the scored documents, its odd positions
+    the population. The value of ``grid`` with the best stand-in AUC, averaged over the
+    stand-ins, wins (ties: the smallest). The target's documents and truth are never read.
+    With fewer than :data:`MIN_REFERENCES_FOR_A` references (a stand-in would keep one or two)
+    it falls back to the classifier default a = 0.3, and says so.
+
+    Why it matters on text: RMIA's per-token likelihoods are 0.02-0.05, far below the
+    classifiers' p_y near 1, so the (1 - a)/2 term of the default swamps ``mean_out p`` and the
+    score collapses into the loss attack (measured: AUC 0.841 at a = 0.3 against 0.835 loss).
+    """
+    from miaudit.attacks.tuning import objective_value
+
+    if references.k < MIN_REFERENCES_FOR_A or not references.population or references.population_in is None:
+        return OfflineAChoice(DEFAULT_A, f"default (fewer than {MIN_REFERENCES_FOR_A} reference LMs to tune on)", {})
+    stats = _stack(references.population)  # (K, Z) mean token log-likelihoods of the pool
+    truth = np.asarray(references.population_in, dtype=bool)
+    z = stats.shape[1]
+    scored, population = np.arange(0, z, 2), np.arange(1, z, 2)
+    aucs = {}
+    for a in grid:
+        values = []
+        for j in range(min(STAND_INS, references.k)):
+            others = np.arange(references.k) != j
+            p_refs, out = _likelihood(stats[others]), ~truth[others]
+            ratio = likelihood_ratio(_likelihood(stats[j]), marginal(p_refs, out, a=float(a)))
+            scores = population_fraction(ratio[scored], ratio[population], float(gamma))
+            values.append(objective_value(scores, truth[j, scored], "auc"))
+        aucs[float(a)] = float(np.mean(values))
+    best = max(aucs, key=lambda a: (aucs[a], -a))
+    source = f"auto: best mean AUC over {min(STAND_INS, references.k)} reference LM(s) as stand-in targets on the attacker's pool"
+    return OfflineAChoice(best, source, aucs)
 
 
 def reference_attack_names() -> list[str]:
