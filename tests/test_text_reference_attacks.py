@@ -3,6 +3,8 @@ then end to end on a tiny GPT with 4 online reference LMs (fortunes where instal
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -127,31 +129,52 @@ def end_to_end():
     4 online references on halves of a 100-document pool and of the 200 evaluated documents."""
     from miaudit.text.lm import build_lm, token_statistics, train_lm, train_tokenizer
 
-    docs = documents(600, seed=0, chars=120)
-    public, members, nonmembers, pool = docs[:300], docs[300:400], docs[400:500], docs[500:600]
+    docs = documents(700, seed=0, chars=120)
+    public, members, nonmembers, pool, unrelated = docs[:300], docs[300:400], docs[400:500], docs[500:600], docs[600:]
     tokenizer = train_tokenizer(public, vocab_size=512)
     base = train_lm(build_lm("tiny", len(tokenizer), seed=0), tokenizer, public, epochs=1, seed=0)
     evaluated = members + nonmembers
-    refs = train_reference_set(base, tokenizer, variant="online", k=4, pool=pool, evaluated=evaluated, epochs=6, lr=1e-3, seed=0)
+    sets = {v: train_reference_set(base, tokenizer, variant=v, k=4, pool=pool, evaluated=evaluated, epochs=6, lr=1e-3, seed=0)
+            for v in ("online", "offline")}  # fmt: skip
+    independent = train_lm(copy.deepcopy(base), tokenizer, unrelated, epochs=6, seed=1)  # the same recipe, never on the members
     target = train_lm(base, tokenizer, members, epochs=6, seed=0)
-    refs = ReferenceSet(refs.variant, refs.evaluated, refs.in_mask, refs.population, refs.population_in,
-                        tuple(token_statistics(target, tokenizer, pool)))  # fmt: skip
+    models = {"target": target, "independent": independent}
+    # each scored model is RMIA's theta on the population too
+    refs = {(who, v): dataclasses.replace(r, target_population=tuple(token_statistics(m, tokenizer, pool)))
+            for who, m in models.items() for v, r in sets.items()}  # fmt: skip
+    stats = {who: token_statistics(m, tokenizer, evaluated) for who, m in models.items()}
     truth = np.r_[np.ones(100, bool), np.zeros(100, bool)]
-    return token_statistics(target, tokenizer, evaluated), evaluated, refs, truth
+    return stats, evaluated, refs, truth
 
 
 def test_online_references_are_in_for_half_of_each_document(end_to_end):
     _, _, refs, _ = end_to_end
-    assert refs.k == 4 and (refs.in_mask.sum(axis=0) == 2).all() and (refs.population_in.sum(axis=0) == 2).all()
+    online, offline = refs[("target", "online")], refs[("target", "offline")]
+    assert online.k == 4 and (online.in_mask.sum(axis=0) == 2).all() and (online.population_in.sum(axis=0) == 2).all()
+    assert not offline.in_mask.any() and (offline.population_in.sum(axis=0) == 2).all()
+
+
+def _auc(end_to_end, name, who="target"):
+    stats, texts, refs, truth = end_to_end
+    attack = TEXT_ATTACKS.get(name)
+    extra = {"references": refs[(who, attack.variant)]} if name in reference_attack_names() else {}
+    return auc(attack.score(stats[who], texts, **extra), truth)
 
 
 # Measured (fortunes, seed 0, this fixture): AUC loss 0.845, lira 0.959, rmia 0.979.
 def test_lira_and_rmia_beat_the_loss_attack_end_to_end(end_to_end):
-    target, texts, refs, truth = end_to_end
-    loss = auc(TEXT_ATTACKS.get("loss").score(target, texts), truth)
-    lira = auc(TEXT_ATTACKS.get("lira").score(target, texts, references=refs), truth)
-    rmia = auc(TEXT_ATTACKS.get("rmia").score(target, texts, references=refs), truth)
+    loss, lira, rmia = (_auc(end_to_end, n) for n in ("loss", "lira", "rmia"))
     assert loss > 0.7 and lira > loss + 0.03 and rmia > loss
+
+
+# The known-answer harness: the members are found in the model trained on them, and not in a
+# model of the same recipe trained on other documents (null spread of AUC at 100 + 100: ~0.04).
+# Measured (fortunes, seed 0): target lira 0.959, rmia 0.979, lira-offline 0.970, rmia-offline 0.966
+# (a chosen on the references); the independent model 0.519, 0.446, 0.424, 0.426.
+@pytest.mark.parametrize("name, floor", [("lira", 0.85), ("rmia", 0.85), ("lira-offline", 0.8), ("rmia-offline", 0.75)])
+def test_reference_attacks_find_the_members_and_not_in_an_independent_model(end_to_end, name, floor):
+    assert _auc(end_to_end, name) > floor
+    assert math.isclose(_auc(end_to_end, name, "independent"), 0.5, abs_tol=0.12)
 
 
 def _pool_set(k=6, z=200, seed=0):
