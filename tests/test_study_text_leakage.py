@@ -31,6 +31,8 @@ def test_leakage_grows_with_fine_tuning_epochs(tmp_path):
     assert twelve["perplexity_ratio"] > one["perplexity_ratio"] + 0.1
     assert twelve["loss_auc"] > one["loss_auc"] + 0.05
     assert doc["findings"]["size_gain"] is None  # one size: no size comparison
+    # 60 non-members give 6 expected false positives at 10% FPR, below the 10 a TPR needs: not measurable, never 0
+    assert all(r["headline_tpr@10%"] is None or np.isnan(r["headline_tpr@10%"]) for r in rows)
     with open(out / "table.csv") as f:
         assert len(list(csv.DictReader(f))) == 2
     image = Image.open(out / "plot.png")

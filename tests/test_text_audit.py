@@ -40,8 +40,15 @@ def test_a_model_trained_here_is_audited_by_every_text_attack(trained_here):
     assert results["target"]["perplexity_members"] < results["target"]["perplexity_nonmembers"]
     notes = results["evaluation"]["notes"]
     assert any(n.startswith("Blind baseline") and "no signal" in n for n in notes), notes
+    # references = 2 is below the 4 that tuning a needs: the default, recorded and said
+    offline = results["attacks"]["rmia-offline"]["details"]
+    assert offline["a"] == 0.3 and offline["a_source"].startswith("default")
+    assert any(n.startswith("RMIA-offline: a = 0.3, default") for n in notes), notes
     html = (trained_here / "report.html").read_text()
     assert "perplexity on members" in html and "Blind baseline" in html
+    # the most exposed documents are shown as text, in record order (members first)
+    lines = (trained_here / "documents.jsonl").read_text().splitlines()
+    assert len(lines) == 240 and "document (first characters)" in html
 
 
 def _documents(path, docs):

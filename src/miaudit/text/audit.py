@@ -247,6 +247,8 @@ def run_text_audit(config: TextAuditConfig) -> Any:
     details = {n: {"paper": TEXT_ATTACKS.get(n).paper, "threat": list(TEXT_ATTACKS.get(n).threat)} for n in names}
     for n in set(names) & set(reference_attack_names()):
         details[n].update(variant=TEXT_ATTACKS.get(n).variant, reference_models=config.references, statistic="mean token log-likelihood")
+    if "rmia-offline" in names:
+        notes.append(_offline_a_note(prepared.reference_sets["offline"], details["rmia-offline"]))
     mean_tokens = float(np.mean([s.n_tokens for s in target_stats]))
     dataset = {"name": config.corpus if not config.own_model else "own documents", "kind": "text", "records": len(texts),
                "num_classes": "none (text)", "fingerprint": _fingerprint(texts), "members": len(prepared.members),
@@ -254,11 +256,22 @@ def run_text_audit(config: TextAuditConfig) -> Any:
                "blind_baseline": {"auc": blind.auc, "tolerance": blind.tolerance, "verdict": blind.verdict}}  # fmt: skip
     target = {**prepared.description, "perplexity_members": _perplexity(target_stats, is_member),
               "perplexity_nonmembers": _perplexity(target_stats, ~is_member)}  # fmt: skip
-    return record_from_scores(
+    record = record_from_scores(
         kind="text", dataset=dataset, target=target, config=asdict(config), threat_model="gray-box (token log-probabilities)",
         scores=scores, is_member=is_member, record_indices=np.arange(len(texts)), details=details, notes=notes,
         seed=config.seed, headline_order=TEXT_HEADLINE_ORDER,
     )  # fmt: skip
+    return record.with_excerpts(texts)  # the report shows the most exposed documents as text
+
+
+def _offline_a_note(references: Any, details: dict[str, Any]) -> str:
+    """Record RMIA-offline's ``a`` (chosen on the attacker's own reference LMs, never the truth)
+    in ``details`` and say how it was chosen."""
+    from miaudit.text.reference_attacks import choose_offline_a
+
+    choice = choose_offline_a(references)
+    details.update(a=choice.a, a_source=choice.source, a_stand_in_auc={str(k): v for k, v in choice.stand_in_auc.items()})
+    return f"RMIA-offline: a = {choice.a:g}, {choice.source}."
 
 
 def _extra_inputs(config: TextAuditConfig, prepared: _Prepared, names: list[str], texts: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
