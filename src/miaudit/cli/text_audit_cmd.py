@@ -13,6 +13,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     own.add_argument("--train", default=None, help="its members: .txt (one document per line) or .jsonl (field text)")
     own.add_argument("--test", default=None, help="documents it did not train on, same formats")
     own.add_argument("--reference-dir", default=None, help="a reference LM folder for the reference attack (optional)")
+    own.add_argument("--reference-base", default=None,
+                     help="the public model folder your model was fine-tuned from (optional, with --pool-file): fine-tuned on halves of the pool with --epochs / --lr into --references reference LMs for LiRA and RMIA")  # fmt: skip
     own.add_argument("--pool-file", default=None,
                      help="your own text the model did NOT train on, not in --train/--test (optional): DC-PDD's token frequencies, ReCaLL's prefix")  # fmt: skip
     here = p.add_argument_group("a model trained here")
@@ -23,7 +25,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     here.add_argument("--public", type=int, default=2000, help="public text for the tokenizer and pre-training (default 2000)")
     here.add_argument("--size", default="tiny", help="model size: tiny or small (default tiny)")
     here.add_argument("--setting", default="fine-tune", help="fine-tune (pre-train on public text, then members) or scratch")
-    here.add_argument("--epochs", type=int, default=10, help="epochs on the members (default 10)")
+    here.add_argument("--epochs", type=int, default=10, help="epochs on the members (default 10); with --reference-base: the target's fine-tuning epochs, which the references copy")
+    here.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate of the fine-tuning (default 1e-3); with --reference-base: the target's, which the references copy")
     here.add_argument("--pretrain-epochs", type=int, default=2, help="epochs on the public text when fine-tuning (default 2)")
     here.add_argument("--references", type=int, default=8,
                       help="K reference LMs for LiRA and RMIA, trained like the target on halves of the pool (online: also of the evaluated documents); default 8")  # fmt: skip
@@ -46,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     config = TextAuditConfig(
         corpus=args.corpus, members=args.members, nonmembers=args.nonmembers, pool=args.pool, public=args.public, size=args.size,
         setting=args.setting, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, attacks=parse_name_list("--attacks", args.attacks), references=args.references,
-        shift=args.shift, seed=args.seed, model_dir=args.model_dir, reference_dir=args.reference_dir, train_file=args.train,
+        shift=args.shift, seed=args.seed, model_dir=args.model_dir, reference_dir=args.reference_dir, reference_base=args.reference_base, lr=args.lr, train_file=args.train,
         test_file=args.test, pool_file=args.pool_file, data_dir=args.data_dir,
     )  # fmt: skip
     with claimed_out(args, "results/audit-text", uses_cache=False) as out_dir:

@@ -20,7 +20,9 @@ model, ``reference_dir`` names one, else the reference attack is skipped with it
 LiRA and RMIA (:mod:`miaudit.text.reference_attacks`) use ``references`` (K) reference LMs from
 the same start and recipe, each on a random half of the pool, online also on a half of the
 evaluated documents (:mod:`miaudit.text.reference_lms`: the attacker holds the candidates, not
-their membership); for a user's model they are skipped with their reason (no reference set).
+their membership); for a user's model they are trained from ``reference_base`` (the public model
+the target was fine-tuned from, ``--reference-base``) on halves of ``pool_file``, else skipped
+with their reason.
 DC-PDD's token frequencies are counted over the pool with the target's tokenizer, and
 ReCaLL's prefix is the first :attr:`TextAuditConfig.recall_shots` pool documents: the pool is
 known NOT to be in the target's training set only when the target is trained here. For a
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +67,11 @@ class TextAuditConfig:
     ``size``, ``setting``, ``epochs`` on the members (and ``pretrain_epochs`` on public text for
     fine-tuning), the learning rate; own model: ``model_dir`` with ``train_file`` (members) and
     ``test_file`` (non-members), optionally ``reference_dir`` and ``pool_file`` (the attacker's
-    own text, known not to be members: DC-PDD's frequencies, ReCaLL's prefix). ``references``: K
+    own text, known not to be members: DC-PDD's frequencies, ReCaLL's prefix) and
+    ``reference_base``: the public model the target was fine-tuned from, which the attacker
+    fine-tunes on halves of the pool with ``epochs`` and ``lr`` (the target's recipe as the user
+    knows it) into the K reference LMs, and on the whole pool into the reference attack's LM
+    when no ``reference_dir`` is given. ``references``: K
     reference LMs for LiRA and RMIA (each variant, online and offline, trains its own K).
     ``recall_shots``: pool documents in ReCaLL's prefix. ``attacks=None`` runs every registered
     text attack the inputs permit."""
@@ -86,6 +93,7 @@ class TextAuditConfig:
     seed: int = 0
     model_dir: str | None = None
     reference_dir: str | None = None
+    reference_base: str | None = None
     train_file: str | None = None
     test_file: str | None = None
     pool_file: str | None = None
@@ -103,8 +111,12 @@ class TextAuditConfig:
         from miaudit.text.reference_lms import check_references
 
         check_references(self.references)
+        if self.reference_base is not None and (self.model_dir is None or self.pool_file is None):
+            raise ConfigError("--reference-base goes with --model-dir and --pool-file: the reference LMs are that base fine-tuned on your own text")
         if self.pool_file is not None and self.model_dir is None:
             raise ConfigError("--pool-file is for your own model (--model-dir); a model trained here takes the attacker's pool from the corpus (--pool)")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ConfigError(f"lr must be a positive number (the fine-tuning learning rate), got {self.lr!r}")
         if isinstance(self.recall_shots, bool) or not isinstance(self.recall_shots, int) or self.recall_shots < 1:
             raise ConfigError(f"recall_shots must be a positive whole number (pool documents in ReCaLL's prefix), got {self.recall_shots!r}")
 
@@ -130,8 +142,7 @@ def _train_here(config: TextAuditConfig, variants: set[str]) -> _Prepared:
     """The corpus split, the tokenizer and public model, the target, the attacker's reference and
     its K reference LMs of each of ``variants`` (online, offline) for LiRA and RMIA."""
     from miaudit.text.corpus import load_corpus_with_sources, split_documents
-    from miaudit.text.lm import build_lm, lm_config, token_statistics, train_lm, train_tokenizer
-    from miaudit.text.reference_lms import train_reference_set
+    from miaudit.text.lm import build_lm, lm_config, train_lm, train_tokenizer
 
     cfg = lm_config(config.size)
     docs, sources = load_corpus_with_sources(config.corpus, Path(config.data_dir) if config.data_dir else None)
@@ -145,12 +156,8 @@ def _train_here(config: TextAuditConfig, variants: set[str]) -> _Prepared:
     # the reference: the same start and recipe on the attacker's pool (empty pool: no reference)
     reference = train_lm(copy.deepcopy(base), tokenizer, split.pool, epochs=config.epochs, **recipe) if split.pool else None
     evaluated = [*split.members, *split.nonmembers]  # the order run_text_audit scores them in
-    sets = {v: train_reference_set(base, tokenizer, variant=v, k=config.references, pool=split.pool, evaluated=evaluated,
-                                   epochs=config.epochs, **recipe) for v in sorted(variants)}  # fmt: skip
-    target = train_lm(base, tokenizer, split.members, epochs=config.epochs, **recipe)
-    if sets:
-        on_pool = tuple(token_statistics(target, tokenizer, split.pool))
-        sets = {v: dataclasses.replace(s, target_population=on_pool) for v, s in sets.items()}
+    target = train_lm(copy.deepcopy(base), tokenizer, split.members, epochs=config.epochs, **recipe)
+    sets = _reference_sets(config, variants, base, tokenizer, target, list(split.pool), evaluated, {"epochs": config.epochs, **recipe})
     description = {
         "source": "trained here", "corpus": config.corpus, "split": split.how, "size": config.size, "lm_config": asdict(cfg),
         "setting": config.setting, "epochs": config.epochs, "pretrain_epochs": config.pretrain_epochs if config.setting == "fine-tune" else 0,
@@ -161,8 +168,9 @@ def _train_here(config: TextAuditConfig, variants: set[str]) -> _Prepared:
     return _Prepared(target, reference, tokenizer, tokenizer, split.members, split.nonmembers, description, sets, tuple(split.pool))
 
 
-def _own_model(config: TextAuditConfig) -> _Prepared:
+def _own_model(config: TextAuditConfig, variants: set[str]) -> _Prepared:
     from miaudit.text.corpus import read_documents
+    from miaudit.text.lm import train_lm
     from miaudit.text.lm_folder import load_lm
 
     members, nonmembers = tuple(read_documents(config.train_file)), tuple(read_documents(config.test_file))  # type: ignore[arg-type]
@@ -173,11 +181,56 @@ def _own_model(config: TextAuditConfig) -> _Prepared:
     evaluated = set(pool) & (set(members) | set(nonmembers))
     if evaluated:
         raise ConfigError(f"{len(evaluated)} --pool-file document(s) are also in --train or --test; the pool is the attacker's own text, never an evaluated record")
+    base = _reference_base(config, pool)  # loaded before the target: a wrong base fails first
     target, tokenizer = load_lm(config.model_dir)  # type: ignore[arg-type]
     reference, ref_tokenizer = load_lm(config.reference_dir) if config.reference_dir else (None, None)
     description = {"source": "model folder", "model_dir": str(config.model_dir), "reference_dir": config.reference_dir,
                    "model_type": getattr(target.config, "model_type", None), "pool_file": config.pool_file, "pool": len(pool)}  # fmt: skip
-    return _Prepared(target, reference, tokenizer, ref_tokenizer, members, nonmembers, description, {}, pool)
+    sets: dict[str, Any] = {}
+    if base is not None:
+        base_model, base_tokenizer = base
+        _check_same_tokenizer(tokenizer, base_tokenizer, [*members[:50], *pool[:50]])
+        recipe = {"epochs": config.epochs, "lr": config.lr, "seed": config.seed}
+        if reference is None:
+            reference, ref_tokenizer = train_lm(copy.deepcopy(base_model), tokenizer, list(pool), **recipe), tokenizer
+            description["reference"] = "--reference-base fine-tuned on the whole pool with the stated recipe"
+        sets = _reference_sets(config, variants, base_model, tokenizer, target, list(pool), [*members, *nonmembers], recipe)
+        description.update(reference_base=config.reference_base, reference_recipe=recipe, reference_lms={v: config.references for v in sorted(variants)})
+    return _Prepared(target, reference, tokenizer, ref_tokenizer, members, nonmembers, description, sets, pool)
+
+
+def _reference_base(config: TextAuditConfig, pool: tuple[str, ...]) -> tuple[Any, Any] | None:
+    from miaudit.text.lm_folder import load_lm
+
+    if config.reference_base is None:
+        return None
+    if len(pool) < 2:
+        raise ConfigError("--reference-base needs a --pool-file of at least 2 documents: the reference LMs train on halves of it")
+    return load_lm(config.reference_base)
+
+
+def _check_same_tokenizer(target: Any, base: Any, sample: list[str]) -> None:
+    """The references are scored with the target's tokenizer, so the base must share it."""
+    same = len(target) == len(base) and all(
+        target(t, add_special_tokens=False)["input_ids"] == base(t, add_special_tokens=False)["input_ids"] for t in sample
+    )
+    if not same:
+        raise ConfigError("--reference-base has another tokenizer than --model-dir; give the model the target was fine-tuned from")
+
+
+def _reference_sets(config: TextAuditConfig, variants: set[str], base: Any, tokenizer: Any, target: Any, pool: list[str],
+                    evaluated: list[str], recipe: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """K reference LMs of each of ``variants`` from ``base`` (left untouched) with ``recipe``,
+    with the target's statistics of the pool (RMIA's population)."""
+    from miaudit.text.lm import token_statistics
+    from miaudit.text.reference_lms import train_reference_set
+
+    sets = {v: train_reference_set(base, tokenizer, variant=v, k=config.references, pool=pool, evaluated=evaluated, **recipe)
+            for v in sorted(variants)}  # fmt: skip
+    if not sets:
+        return {}
+    on_pool = tuple(token_statistics(target, tokenizer, pool))
+    return {v: dataclasses.replace(s, target_population=on_pool) for v, s in sets.items()}
 
 
 def _selected(config: TextAuditConfig) -> tuple[list[str], dict[str, str]]:
@@ -186,7 +239,8 @@ def _selected(config: TextAuditConfig) -> tuple[list[str], dict[str, str]]:
     from miaudit.text.attacks import EXTRA_INPUTS, TEXT_ATTACKS
     from miaudit.text.reference_attacks import reference_attack_names
 
-    has_reference = config.reference_dir is not None if config.own_model else config.pool > 0
+    own_references = config.reference_base is not None  # the config checked that a pool file comes with it
+    has_reference = (config.reference_dir is not None or own_references) if config.own_model else config.pool > 0
     has_pool = config.pool_file is not None if config.own_model else config.pool > 0
 
     names = list(config.attacks) if config.attacks else TEXT_ATTACKS.names()
@@ -198,10 +252,10 @@ def _selected(config: TextAuditConfig) -> tuple[list[str], dict[str, str]]:
         for name in [n for n in names if TEXT_ATTACKS.get(n).needs_reference]:
             names.remove(name)
             skipped[name] = "needs a reference LM: give --reference-dir (trained here: a non-empty --pool)"
-    if config.own_model or config.pool < 2:
+    if (config.own_model and not own_references) or (not config.own_model and config.pool < 2):
         for name in [n for n in names if n in reference_attack_names()]:
             names.remove(name)
-            skipped[name] = ("needs K reference LMs trained like the target; for your own model a reference set is not supported yet"
+            skipped[name] = ("needs K reference LMs trained like the target: give --reference-base (the model it was fine-tuned from) and --pool-file"
                              if config.own_model else "needs K reference LMs trained on an attacker's pool of at least 2 documents: raise --pool")  # fmt: skip
     if not has_pool:
         for name in [n for n in names if n in EXTRA_INPUTS]:
@@ -223,7 +277,7 @@ def run_text_audit(config: TextAuditConfig) -> Any:
 
     names, skipped = _selected(config)
     variants = {TEXT_ATTACKS.get(n).variant for n in names if n in reference_attack_names()}
-    prepared = _own_model(config) if config.own_model else _train_here(config, variants)
+    prepared = _own_model(config, variants) if config.own_model else _train_here(config, variants)
     texts = [*prepared.members, *prepared.nonmembers]
     is_member = np.r_[np.ones(len(prepared.members), dtype=bool), np.zeros(len(prepared.nonmembers), dtype=bool)]
     target_stats = token_statistics(prepared.target, prepared.tokenizer, texts)
