@@ -294,16 +294,21 @@ def _read_answer(resp: Any, what: str, timeout: float) -> bytes:
     )
 
 
-def _count(value: Any, what: str, *, at_least: int) -> int:
-    """``value`` if it is an integer >= ``at_least`` (a JSON number, not a bool, a float or a string)."""
+def answer_count(value: Any, what: str, *, at_least: int) -> int:
+    """``value`` if it is an integer >= ``at_least`` (a JSON number, not a bool, a float or a
+    string); else a :class:`TargetAnswerError` naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < at_least:
-        raise TargetAnswerError(f"{what} is {_shown(value)}; a prediction server gives an integer >= {at_least}")
+        raise TargetAnswerError(f"{what} is {shown(value)}; a miaudit server gives an integer >= {at_least}")
     return value
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters, for a one-line error about an answer."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-__all__ = ["HttpTarget", "TargetAnswerError", "TargetHttpError", "request_json"]
+_count, _shown = answer_count, shown
+
+
+__all__ = ["HttpTarget", "TargetAnswerError", "TargetHttpError", "answer_count", "request_json", "shown"]
