@@ -239,7 +239,7 @@ def test_serve_text_binds_before_loading_and_serves(folder, tmp_path):
     try:
         line = proc.stderr.readline()
         assert line.startswith("serving "), line
-        url = line.split(" on ")[1].split(" ")[0]
+        url = line.split()[2]
         deadline = time.monotonic() + 20
         while True:  # the line comes when the port is bound; uvicorn listens a moment later
             try:

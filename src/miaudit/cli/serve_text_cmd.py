@@ -9,8 +9,6 @@ The port is bound before the model loads, so a port in use is one line and exit 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 from miaudit.cli.common import COMMANDS, Command
 from miaudit.errors import ConfigError
@@ -37,7 +35,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from miaudit.targets.server_runtime import bind_socket, check_bounds, run_server
+    from miaudit.targets.server_runtime import bind_socket, check_bounds, serve_announced
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
@@ -57,12 +55,8 @@ def _run(args: argparse.Namespace) -> int:
         app = create_lm_app(model, tokenizer, max_documents=args.max_documents, max_document_chars=args.max_document_chars,
                             max_request_chars=args.max_request_chars, api_keys=args.api_key, read_timeout=args.timeout,
                             batch_size=args.batch_size)  # fmt: skip
-        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        print(f"serving {args.model_dir} on http://{shown}:{port} (token log-probabilities, --timeout {args.timeout:g} s, "
-              f"--max-connections {args.max_connections})", file=sys.stderr, flush=True)  # fmt: skip
-        run_server(app, sock, timeout=args.timeout, max_connections=args.max_connections, log_level=args.log_level)
+        serve_announced(app, sock, detail=f"token log-probabilities of {args.model_dir}", timeout=args.timeout,
+                        max_connections=args.max_connections, log_level=args.log_level)  # fmt: skip
     finally:
         sock.close()
     return 0
