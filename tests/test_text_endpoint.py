@@ -129,7 +129,8 @@ def test_audit_text_via_endpoint_scores_as_via_the_folder(served, folder, tmp_pa
     assert all(by_url["attacks"][n]["auc"] == pytest.approx(by_dir["attacks"][n]["auc"]) for n in by_dir["attacks"])
     text = (tmp_path / "url" / "results.json").read_text()
     assert by_url["target"]["source"] == "endpoint" and by_url["target"]["endpoint"] == url and KEY not in text
-    assert "black-box" in json.dumps(by_url.get("threat_model", text))
+    assert by_url["threat_model"].startswith("black-box API (token log-probabilities")
+    assert by_dir["threat_model"].startswith("gray-box") and by_url["config"]["endpoint"] == url
 
 
 def _one_line_exit_2(capsys, args):
@@ -176,13 +177,14 @@ def _fake_app(answer):
 
     @app.get("/v1/info")
     async def info() -> JSONResponse:
-        return JSONResponse({"kind": "causal-lm", "vocab_size": 300, "context_length": 64, "max_documents": 8,
+        return JSONResponse({"kind": "causal-lm", "vocab_size": 300, "distribution_size": 300, "context_length": 64, "max_documents": 8,
                              "max_document_chars": 10000, "max_request_chars": 100000})  # fmt: skip
 
     @app.post("/v1/logprobs")
     async def logprobs(request: Request) -> Response:
-        docs = (await request.json())["documents"]
-        return Response(answer(docs), media_type="application/json")
+        body = await request.json()
+        args = (body["documents"], body["prefix"]) if "prefix" in body else (body["documents"],)
+        return Response(answer(*args), media_type="application/json")
 
     return app
 
@@ -198,6 +200,9 @@ HOSTILE = {
     "count": lambda docs: json.dumps({"documents": [_row() for _ in docs[1:]]}),
     "ids": lambda docs: json.dumps({"documents": [_row(token_ids=[1, 2, 3, 999]) for _ in docs]}),
     "positive": lambda docs: json.dumps({"documents": [_row(logprob=[0.5, -1.0, -1.0]) for _ in docs]}),
+    "entropy": lambda docs: json.dumps({"documents": [_row(mean=[-2.0, -9.0, -2.0]) for _ in docs]}),  # below -log 300
+    "n_tokens": lambda docs: json.dumps({"documents": [_row(n_tokens=5) for _ in docs]}),
+    "variance": lambda docs: json.dumps({"documents": [_row(var=[0.1, -3.0, 0.2]) for _ in docs]}),
     "not json": lambda docs: "<html>hello</html>",
 }
 
@@ -211,6 +216,22 @@ def test_a_hostile_answer_is_one_line_and_exit_2(kind, folder, tmp_path, capsys)
         message = _one_line_exit_2(capsys, ["--endpoint", url, "--train", str(files["members"]), "--test", str(files["nonmembers"]),
                                             "--attacks", "loss", "--out", str(tmp_path / "o")])  # fmt: skip
     assert url in message
+
+
+def test_conditional_answers_are_checked_against_the_context_and_the_first_answer():
+    def answer(docs, prefix=None):
+        if prefix is None:
+            return json.dumps({"documents": [_row() for _ in docs]})
+        shift = {"ids": {"token_ids": [9, 8, 7, 6], "prefix_tokens": 1}, "room": {"prefix_tokens": 61}}[prefix]
+        return json.dumps({"documents": [_row(**shift) for _ in docs]})
+
+    with serving(_fake_app(answer)) as url:
+        endpoint = LMEndpoint(url)
+        endpoint.token_statistics(["a document"])
+        with pytest.raises(TargetAnswerError, match="different token ids"):
+            endpoint.conditional_token_statistics(["a document"], "ids")
+        with pytest.raises(TargetAnswerError, match="prefix_tokens 61"):  # 4 + 61 tokens > the context of 64
+            endpoint.conditional_token_statistics(["another"], "room")
 
 
 def test_a_classifier_server_is_not_an_lm_server():

@@ -15,7 +15,7 @@ answer is checked before a score is computed from it: one entry per document, to
 numbers below the vocabulary size, a document of ``n_tokens`` = len(token_ids) (2 .. context)
 tokens with n_tokens - 1 finite statistics each, log-probabilities <= 0, means within
 [-log V, 0] (a negative entropy), variances >= 0, prefix tokens within the room the context
-leaves, the same token ids for a document in every answer. Anything else is one
+leaves, the same token ids for a document in every answer (V: the distribution's size). Anything else is one
 :class:`~miaudit.targets.http_target.TargetAnswerError`. Nothing from the server is executed or
 unpickled: it is JSON, read as numbers.
 """
@@ -109,6 +109,8 @@ class LMEndpoint:
             raise TargetHttpError(f"{where} is not a miaudit serve-text server's answer (kind {_shown(info.get('kind'))}); check the URL")
         self.vocab_size = _count(info.get("vocab_size"), f"{where}: vocab_size", at_least=2)
         check_at_most("features", self.vocab_size, f"{where}: vocabulary size")
+        # a next-token distribution may be padded beyond the tokenizer's entries: its entropy is at most log of its size
+        self.distribution_size = max(self.vocab_size, _count(info.get("distribution_size"), f"{where}: distribution_size", at_least=2))
         self.context_length = _count(info.get("context_length"), f"{where}: context_length", at_least=2)
         self.max_documents = _count(info.get("max_documents"), f"{where}: max_documents", at_least=1)
         self.max_document_chars = _count(info.get("max_document_chars"), f"{where}: max_document_chars", at_least=1)
@@ -195,7 +197,7 @@ class LMEndpoint:
         lp, mu, var = (self._numbers(row.get(k), n - 1, k) for k in ("logprob", "mean", "var"))
         if (lp > _TOLERANCE).any():
             raise self._bad("log-probabilities above 0")
-        floor = -math.log(self.vocab_size) * (1 + _TOLERANCE) - _TOLERANCE
+        floor = -math.log(self.distribution_size) * (1 + _TOLERANCE) - _TOLERANCE
         if (mu > _TOLERANCE).any() or (mu < floor).any():
             raise self._bad(f"mean log-probabilities outside [-log V, 0] = [{floor:.4g}, 0] (a negative entropy)")
         if (var < -_TOLERANCE).any():

@@ -7,7 +7,9 @@ model's next-token distribution at that position. ``create_lm_app(model, tokeniz
 FastAPI app (it binds nothing; ``miaudit serve-text DIR`` runs it with uvicorn):
 
 - ``GET /v1/info``: ``kind`` (``"causal-lm"``), ``vocab_size`` (the tokenizer's entries; every
-  id is below it), ``context_length`` (tokens), the request bounds, ``auth_required``.
+  id is below it), ``distribution_size`` (the entries of the model's next-token distribution,
+  which may be padded beyond the tokenizer's), ``context_length`` (tokens), the request bounds,
+  ``auth_required``.
 - ``POST /v1/logprobs`` with ``{"documents": [text, ...]}`` and optionally ``"prefix": text``:
   per document ``{"token_ids": [...n ids], "n_tokens": n, "logprob": [...], "mean": [...],
   "var": [...]}`` (n - 1 entries each: the predicted tokens 2..n), the statistics of
@@ -117,6 +119,7 @@ def create_lm_app(
     body_limit = max_request_chars * _BYTES_PER_CHAR + _OVERHEAD_BYTES
     context = _context(model)
     vocab_size = len(tokenizer)
+    distribution_size = int(getattr(model.config, "vocab_size", None) or vocab_size)
     lock = threading.Lock()
     bounds = {"max_documents": max_documents, "max_document_chars": max_document_chars, "max_request_chars": max_request_chars}
 
@@ -173,7 +176,7 @@ def create_lm_app(
         if authenticate_request(request, keys) is None:
             return unauthorized()
         return JSONResponse({"api_version": API_VERSION, "kind": KIND, "model_type": getattr(model.config, "model_type", None),
-                             "vocab_size": vocab_size, "context_length": context, **bounds, "max_body_bytes": body_limit,
+                             "vocab_size": vocab_size, "distribution_size": distribution_size, "context_length": context, **bounds, "max_body_bytes": body_limit,
                              "auth_required": keys is not None})  # fmt: skip
 
     @app.post("/v1/logprobs", summary="Per-token log-probabilities of a batch of documents")
