@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,32 +242,25 @@ def test_a_classifier_server_is_not_an_lm_server():
         LMEndpoint(url)
 
 
-def test_serve_text_binds_before_loading_and_serves(folder, tmp_path):
-    """The command: a port in use is one line and exit 2 before the model loads; then it serves."""
-    env_src = str(Path(__file__).resolve().parents[1] / "src")
-    cmd = [sys.executable, "-m", "miaudit", "serve-text", str(tmp_path / "no-such-folder"), "--log-level", "warning"]
+def test_serve_text_binds_before_loading_and_builds_the_app_it_was_asked_for(folder, tmp_path, capsys, monkeypatch):
+    """The command: a port in use is one line and exit 2 before the folder is even looked at;
+    otherwise the app it serves (on the transport `serve` uses) has the keys and bounds given."""
+    from miaudit.targets import server_runtime
+
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        out = subprocess.run([*cmd, "--port", str(port)], capture_output=True, text=True, timeout=60, env={"PYTHONPATH": env_src, "PATH": "/usr/bin:/bin"})
-    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "in use" in out.stderr, out.stderr
-    proc = subprocess.Popen([*cmd[:4], str(folder[0]), "--port", "0", "--api-key", KEY, "--log-level", "warning"],
-                            stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": env_src, "PATH": "/usr/bin:/bin"})  # fmt: skip
-    try:
-        line = proc.stderr.readline()
-        assert line.startswith("serving "), line
-        url = line.split()[2]
-        deadline = time.monotonic() + 20
-        while True:  # the line comes when the port is bound; uvicorn listens a moment later
-            try:
-                endpoint = LMEndpoint(url, api_key=KEY)
-                break
-            except TargetHttpError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        assert endpoint.context_length == 64
-    finally:
-        proc.terminate()
-        proc.wait(10)
+        assert main(["serve-text", str(tmp_path / "no-such-folder"), "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "in use" in err[0], err
+    calls = []
+    monkeypatch.setattr(server_runtime, "serve_announced", lambda app, sock, **bounds: calls.append((app, sock.getsockname(), bounds)))
+    assert main(["serve-text", str(folder[0]), "--port", "0", "--api-key", KEY, "--max-documents", "3", "--timeout", "7"]) == 0
+    (app, (host, _), bounds), = calls
+    assert host == "127.0.0.1" and bounds["timeout"] == 7 and bounds["max_connections"] == 128
+    with serving(app) as url:
+        endpoint = LMEndpoint(url, api_key=KEY)
+        assert (endpoint.context_length, endpoint.max_documents) == (64, 3)
+        with pytest.raises(TargetHttpError, match="API key"):
+            LMEndpoint(url, api_key="wrong")
