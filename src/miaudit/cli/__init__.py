@@ -26,6 +26,7 @@ from miaudit.cli import (
     reproduce_cmd,
     run_cmd,
     serve_cmd,
+    serve_text_cmd,
     study_cmd,
     text_audit_cmd,
 )
@@ -35,7 +36,7 @@ from miaudit.limits import parse_limit, use_limits
 
 _MODULES = (
     audit_cmd, datasets_cmd, defend_cmd, many_targets_cmd, own_cmd, privacy_audit_cmd, registry_cmds, report_cmd,
-    reproduce_cmd, run_cmd, serve_cmd, study_cmd, text_audit_cmd,
+    reproduce_cmd, run_cmd, serve_cmd, serve_text_cmd, study_cmd, text_audit_cmd,
 )  # importing them fills COMMANDS
 
 

@@ -11,8 +11,6 @@ The port is bound before the model loads, so a port in use is one line and exit 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 from miaudit.cli.common import COMMANDS, Command
 from miaudit.errors import ConfigError
@@ -66,7 +64,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from miaudit.targets.saving import load_target, parse_input_shape
     from miaudit.targets.server import create_app
-    from miaudit.targets.server_runtime import bind_socket, check_bounds, run_server
+    from miaudit.targets.server_runtime import bind_socket, check_bounds, serve_announced
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
@@ -98,12 +96,8 @@ def _run(args: argparse.Namespace) -> int:
             read_timeout=args.timeout,
             rows_sum_to_one=args.defense is None,  # rounding and top-k defenses do not keep sums
         )
-        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        print(f"serving on http://{shown}:{port} (output {args.output}, --timeout {args.timeout:g} s, "
-              f"--max-connections {args.max_connections})", file=sys.stderr, flush=True)  # fmt: skip
-        run_server(app, sock, timeout=args.timeout, max_connections=args.max_connections, log_level=args.log_level)
+        serve_announced(app, sock, detail=f"output {args.output}", timeout=args.timeout, max_connections=args.max_connections,
+                        log_level=args.log_level)  # fmt: skip
     finally:
         sock.close()
     return 0

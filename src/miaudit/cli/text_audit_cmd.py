@@ -1,4 +1,5 @@
-"""``miaudit audit-text``: a membership audit of a language model (trained here, or your own folder)."""
+"""``miaudit audit-text``: a membership audit of a language model (trained here, your own folder, or
+a model served by ``miaudit serve-text``: ``--endpoint URL``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from miaudit.cli.common import COMMANDS, Command, add_data_dir_flag, add_output_
 def _configure(p: argparse.ArgumentParser) -> None:
     own = p.add_argument_group("your own model (all three together)")
     own.add_argument("--model-dir", default=None, help="a Hugging Face causal-LM folder (safetensors weights, no remote code)")
+    own.add_argument("--endpoint", default=None, metavar="URL",
+                     help="instead of --model-dir: a model served by `miaudit serve-text` (black box: token log-probabilities)")  # fmt: skip
+    own.add_argument("--api-key", default=None, metavar="KEY", help="API key for --endpoint (sent as X-API-Key, never recorded)")
     own.add_argument("--train", default=None, help="its members: .txt (one document per line) or .jsonl (field text)")
     own.add_argument("--test", default=None, help="documents it did not train on, same formats")
     own.add_argument("--reference-dir", default=None, help="a reference LM folder for the reference attack (optional)")
@@ -49,11 +53,15 @@ def _run(args: argparse.Namespace) -> int:
     config = TextAuditConfig(
         corpus=args.corpus, members=args.members, nonmembers=args.nonmembers, pool=args.pool, public=args.public, size=args.size,
         setting=args.setting, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, attacks=parse_name_list("--attacks", args.attacks), references=args.references,
-        shift=args.shift, seed=args.seed, model_dir=args.model_dir, reference_dir=args.reference_dir, reference_base=args.reference_base, lr=args.lr, train_file=args.train,
-        test_file=args.test, pool_file=args.pool_file, data_dir=args.data_dir,
+        shift=args.shift, seed=args.seed, model_dir=args.model_dir, reference_dir=args.reference_dir, reference_base=args.reference_base, lr=args.lr,
+        train_file=args.train, test_file=args.test, pool_file=args.pool_file, endpoint=args.endpoint, data_dir=args.data_dir,
     )  # fmt: skip
+    if args.api_key is not None and args.endpoint is None:
+        from miaudit.errors import ConfigError
+
+        raise ConfigError("--api-key goes with --endpoint (the served model's key)")
     with claimed_out(args, "results/audit-text", uses_cache=False) as out_dir:
-        record = run_text_audit(config)
+        record = run_text_audit(config, api_key=args.api_key)
         paths = record.write(out_dir, report=not args.no_report)
     if args.json:
         print(record.to_json(), end="")

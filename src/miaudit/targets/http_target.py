@@ -108,62 +108,7 @@ class HttpTarget:
         return TargetAccess(self, threat, input_shape=self.input_shape)
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body, allow_nan=False).encode()
-            headers["Content-Type"] = "application/json"
-        if self.api_key:
-            headers["X-API-Key"] = self.api_key
-        req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = self._read_answer(resp, path)
-        except urllib.error.HTTPError as exc:
-            message = _error_message(exc)
-            if exc.code == 401:
-                raise TargetHttpError(f"{self.url} needs a valid API key ({message}); pass api_key=") from None
-            if exc.code == 403:
-                raise AccessDeniedError(f"{self.url} refused: {message}") from None
-            raise TargetHttpError(f"{self.url}{path} answered {exc.code}: {message}") from None
-        except TimeoutError:
-            raise TargetHttpError(f"{self.url}{path} did not answer within {self.timeout:g} s; check the server") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TargetHttpError(f"cannot reach {self.url} ({reason}); is `miaudit serve` running there?") from None
-        # response_bytes, not json_bytes, bounds an answer's size; the depth bound still applies
-        with use_limits(json_bytes=max(limits().json_bytes, limits().response_bytes)):
-            try:
-                out = parse_json(raw, f"{self.url}{path}'s answer")
-            except DataError as exc:
-                raise TargetAnswerError(f"{exc}; check the URL") from None
-        if not isinstance(out, dict):
-            raise TargetHttpError(f"{self.url}{path} gave an unexpected answer; check the URL")
-        return out
-
-    def _read_answer(self, resp: Any, path: str) -> bytes:
-        """The body of ``resp``: at most ``response_bytes`` (one more read tells excess), all
-        within ``timeout`` seconds (the socket's own timeout is per read: a trickle beats it)."""
-        what = f"{self.url}{path}'s answer"
-        bound = limits().response_bytes
-        length = (resp.headers.get("Content-Length") or "").strip()
-        if length.isdigit():
-            check_at_most("response_bytes", int(length), what)
-        deadline = time.monotonic() + self.timeout
-        chunks: list[bytes] = []
-        size = 0
-        while size <= bound:
-            chunk = resp.read1(min(1 << 16, bound + 1 - size))
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-            if time.monotonic() > deadline:
-                raise TargetHttpError(f"{what} took over {self.timeout:g} s to arrive ({size} bytes); check the server")
-        raise LimitError(
-            f"{what} is over {bound} bytes, above miaudit's limit for one answer; if the server is what you meant, "
-            f"raise it with --limit response_bytes={-(-2 * bound // MIB)}m"
-        )
+        return request_json(self.url, method, path, body, api_key=self.api_key, timeout=self.timeout)
 
     def _check_release(self, output: OutputAccess, k: int | None) -> None:
         if output <= OutputAccess.LABEL:
@@ -277,16 +222,93 @@ class HttpTarget:
         return self.query(x, OutputAccess.PROBABILITIES, None)[1]  # type: ignore[return-value]
 
 
-def _count(value: Any, what: str, *, at_least: int) -> int:
-    """``value`` if it is an integer >= ``at_least`` (a JSON number, not a bool, a float or a string)."""
+def request_json(
+    url: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    api_key: str | None = None,
+    timeout: float = 30,
+    server: str = "miaudit serve",
+) -> dict[str, Any]:
+    """One request to a miaudit server at ``url`` (``X-API-Key`` when ``api_key``); its answer,
+    a JSON object read as bounded JSON (at most ``--limit response_bytes``, all within
+    ``timeout`` seconds). Refusals and failures are one :class:`TargetHttpError` line (401: a key
+    is needed, 403: :class:`AccessDeniedError`); ``server`` names the command that serves there."""
+    headers = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body, allow_nan=False).encode()
+        headers["Content-Type"] = "application/json"
+    if api_key:
+        headers["X-API-Key"] = api_key
+    req = urllib.request.Request(url + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = _read_answer(resp, f"{url}{path}'s answer", timeout)
+    except urllib.error.HTTPError as exc:
+        message = _error_message(exc)
+        if exc.code == 401:
+            raise TargetHttpError(f"{url} needs a valid API key ({message}); pass api_key= (--api-key)") from None
+        if exc.code == 403:
+            raise AccessDeniedError(f"{url} refused: {message}") from None
+        raise TargetHttpError(f"{url}{path} answered {exc.code}: {message}") from None
+    except TimeoutError:
+        raise TargetHttpError(f"{url}{path} did not answer within {timeout:g} s; check the server") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TargetHttpError(f"cannot reach {url} ({reason}); is `{server}` running there?") from None
+    # response_bytes, not json_bytes, bounds an answer's size; the depth bound still applies
+    with use_limits(json_bytes=max(limits().json_bytes, limits().response_bytes)):
+        try:
+            out = parse_json(raw, f"{url}{path}'s answer")
+        except DataError as exc:
+            raise TargetAnswerError(f"{exc}; check the URL") from None
+    if not isinstance(out, dict):
+        raise TargetHttpError(f"{url}{path} gave an unexpected answer; check the URL")
+    return out
+
+
+def _read_answer(resp: Any, what: str, timeout: float) -> bytes:
+    """The body of ``resp``: at most ``response_bytes`` (one more read tells excess), all
+    within ``timeout`` seconds (the socket's own timeout is per read: a trickle beats it)."""
+    bound = limits().response_bytes
+    length = (resp.headers.get("Content-Length") or "").strip()
+    if length.isdigit():
+        check_at_most("response_bytes", int(length), what)
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    while size <= bound:
+        chunk = resp.read1(min(1 << 16, bound + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if time.monotonic() > deadline:
+            raise TargetHttpError(f"{what} took over {timeout:g} s to arrive ({size} bytes); check the server")
+    raise LimitError(
+        f"{what} is over {bound} bytes, above miaudit's limit for one answer; if the server is what you meant, "
+        f"raise it with --limit response_bytes={-(-2 * bound // MIB)}m"
+    )
+
+
+def answer_count(value: Any, what: str, *, at_least: int) -> int:
+    """``value`` if it is an integer >= ``at_least`` (a JSON number, not a bool, a float or a
+    string); else a :class:`TargetAnswerError` naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < at_least:
-        raise TargetAnswerError(f"{what} is {_shown(value)}; a prediction server gives an integer >= {at_least}")
+        raise TargetAnswerError(f"{what} is {shown(value)}; a miaudit server gives an integer >= {at_least}")
     return value
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters, for a one-line error about an answer."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-__all__ = ["HttpTarget", "TargetAnswerError", "TargetHttpError"]
+_count, _shown = answer_count, shown
+
+
+__all__ = ["HttpTarget", "TargetAnswerError", "TargetHttpError", "answer_count", "request_json", "shown"]

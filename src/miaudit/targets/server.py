@@ -93,24 +93,32 @@ def parse_output_policy(text: str, num_classes: int) -> OutputPolicy:
     return OutputPolicy(OutputAccess.TOP_K, k)
 
 
-class _BadRequest(Exception):
+class BadRequest(Exception):
+    """A request refused with HTTP ``status`` and a one-line ``message`` (the answer's ``error``)."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
 
 
-class _ClientGone(Exception):
+class ClientGone(Exception):
     """The client disconnected before its request was complete."""
 
+
+_BadRequest, _ClientGone = BadRequest, ClientGone  # the names this module used first
 
 # After these the rest of the request is unread: the connection cannot carry another one.
 _CLOSING = {408, 413}
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def error_response(status: int, message: str) -> JSONResponse:
+    """``{"error": message}`` with ``status``; a 408 or 413 also closes the connection."""
     headers = {"Connection": "close"} if status in _CLOSING else None
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+_error = error_response
 
 
 async def read_body(receive: Any, limit: int, timeout: float | None) -> bytes:
@@ -148,6 +156,57 @@ def _reject_constant(name: str) -> float:
 def key_id(key: str) -> str:
     """A short, non-secret name for an API key in logs and counts."""
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def check_api_keys(api_keys: Iterable[str] | None) -> list[str] | None:
+    """The keys a server requires (None: none required); a ConfigError for an empty one."""
+    keys = None if api_keys is None else [str(k) for k in api_keys]
+    if keys is not None and any(not k for k in keys):
+        raise ConfigError("API keys must not be empty")
+    return keys
+
+
+def authenticate_request(request: Request, keys: list[str] | None) -> str | None:
+    """The caller's key id (:data:`ANONYMOUS` when ``keys`` is None), or None when a key is
+    required and missing or wrong. The key comes as ``X-API-Key`` or ``Authorization: Bearer``."""
+    if keys is None:
+        return ANONYMOUS
+    given = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if given is None and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    if not given:
+        return None
+    matched = False
+    for k in keys:  # compare with every key, in constant time each
+        matched |= hmac.compare_digest(given.encode(), k.encode())
+    return key_id(given) if matched else None
+
+
+def unauthorized() -> JSONResponse:
+    """The 401 answer to a request without a valid API key."""
+    resp = error_response(401, "this server needs an API key: send it in the X-API-Key header")
+    resp.headers["WWW-Authenticate"] = "Bearer"
+    return resp
+
+
+async def read_json_request(request: Request, limit: int, timeout: float | None, who: str) -> Any:
+    """The request's body parsed as JSON (no NaN or infinity): :class:`BadRequest` 413 for a
+    body over ``limit`` bytes (announced or sent), 408 for one slower than ``timeout`` seconds,
+    422 for one that is not JSON; :class:`ClientGone` (logged) when the client left first."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise BadRequest(413, f"request body of {length} bytes; send at most {limit} (split the batch)")
+    try:
+        raw = await read_body(request.receive, limit, timeout)
+    except ClientGone as gone:
+        peer = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        logger.info("%s (%s) disconnected before its request was complete (%s received)", who, peer, gone)
+        raise
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise BadRequest(422, "the body is not valid JSON") from None
 
 
 def _record_values(record: Any, shape: tuple[int, ...], n_features: int, index: int) -> list[float]:
@@ -237,9 +296,7 @@ def create_app(
         raise ConfigError(f"max_body_bytes must be positive, got {max_body_bytes!r}")
     if read_timeout is not None and not 0 < float(read_timeout) < math.inf:
         raise ConfigError(f"read_timeout must be a positive number of seconds, got {read_timeout!r}")
-    keys = None if api_keys is None else [str(k) for k in api_keys]
-    if keys is not None and any(not k for k in keys):
-        raise ConfigError("API keys must not be empty")
+    keys = check_api_keys(api_keys)
     names = [str(c) for c in class_names]
     lock = threading.Lock()
 
@@ -252,24 +309,7 @@ def create_app(
     app.state.policy = policy
 
     def authenticate(request: Request) -> str | None:
-        """The caller's key id, or None when a key is required and missing or wrong."""
-        if keys is None:
-            return ANONYMOUS
-        given = request.headers.get("x-api-key")
-        auth = request.headers.get("authorization", "")
-        if given is None and auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if not given:
-            return None
-        matched = False
-        for k in keys:  # compare with every key, in constant time each
-            matched |= hmac.compare_digest(given.encode(), k.encode())
-        return key_id(given) if matched else None
-
-    def unauthorized() -> JSONResponse:
-        resp = _error(401, "this server needs an API key: send it in the X-API-Key header")
-        resp.headers["WWW-Authenticate"] = "Bearer"
-        return resp
+        return authenticate_request(request, keys)
 
     def predict(x: np.ndarray, answer: OutputPolicy) -> dict[str, Any]:
         with lock:
@@ -331,20 +371,11 @@ def create_app(
         who = authenticate(request)
         if who is None:
             return unauthorized()
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > body_limit:
-            return _error(413, f"request body of {length} bytes; send at most {body_limit} (split the batch)")
         try:
             try:
-                raw = await read_body(request.receive, body_limit, read_timeout)
-            except _ClientGone as gone:
-                peer = f"{request.client.host}:{request.client.port}" if request.client else "a client"
-                logger.info("%s (%s) disconnected before its request was complete (%s received)", who, peer, gone)
+                payload = await read_json_request(request, body_limit, read_timeout, who)
+            except _ClientGone:
                 return _error(400, "disconnected")  # uvicorn sends nothing to a gone client
-            try:
-                payload = json.loads(raw, parse_constant=_reject_constant)
-            except (ValueError, RecursionError):
-                raise _BadRequest(422, "the body is not valid JSON") from None
             answer = policy
             if isinstance(payload, dict) and "output" in payload:
                 try:

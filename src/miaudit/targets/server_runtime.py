@@ -213,4 +213,16 @@ def run_server(app: Any, sock: socket.socket, **bounds: Any) -> None:
             raise ConfigError("the server could not start (uvicorn's reason is logged above)") from None
 
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_TIMEOUT", "HEADER_BYTES", "REFUSAL_LINGER_S", "bind_socket", "check_bounds", "make_server", "protocol_class", "run_server"]
+def serve_announced(app: Any, sock: socket.socket, *, detail: str, timeout: float, max_connections: int, log_level: str) -> None:
+    """The commands' way to serve: logging at ``log_level``, one line ``serving on URL (detail,
+    --timeout, --max-connections)`` on stderr, then :func:`run_server` until interrupted."""
+    import sys
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving on http://{shown}:{port} ({detail}, --timeout {timeout:g} s, --max-connections {max_connections})", file=sys.stderr, flush=True)
+    run_server(app, sock, timeout=timeout, max_connections=max_connections, log_level=log_level)
+
+
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_TIMEOUT", "HEADER_BYTES", "REFUSAL_LINGER_S", "bind_socket", "check_bounds", "make_server", "protocol_class", "run_server", "serve_announced"]

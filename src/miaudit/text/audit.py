@@ -9,7 +9,9 @@ Two targets, one pipeline:
   setting users audit most) or trained on them from scratch (``"scratch"``);
 - **the user's own** (``model_dir``): a Hugging Face causal-LM folder (safetensors only, no
   remote code: :func:`~miaudit.text.lm_folder.load_lm`) and the user's members and non-members
-  files (:func:`~miaudit.text.corpus.read_documents`).
+  files (:func:`~miaudit.text.corpus.read_documents`); or (``endpoint``) such a model served
+  by ``miaudit serve-text``, read through :class:`~miaudit.text.lm_endpoint.LMEndpoint` (a
+  black-box API returning token log-probabilities: the same statistics, checked on arrival).
 
 Threat model (gray box, the LLM audits' usual one): the attacker queries the target for the
 log-probability of every token (and, for min-k%++, the whole next-token distribution); it
@@ -97,23 +99,29 @@ class TextAuditConfig:
     train_file: str | None = None
     test_file: str | None = None
     pool_file: str | None = None
+    endpoint: str | None = None  # a miaudit serve-text URL instead of model_dir (its key is passed apart, never recorded)
     recall_shots: int = 4
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
             raise ConfigError(f"unknown setting {self.setting!r}; choose one of: {', '.join(SETTINGS)}")
-        own = (self.model_dir, self.train_file, self.test_file)
+        if self.endpoint is not None:
+            if self.model_dir is not None:
+                raise ConfigError("--endpoint and --model-dir are exclusive: the target is a served model or a folder, not both")
+            if self.train_file is None or self.test_file is None:
+                raise ConfigError("auditing a served language model needs --endpoint, --train (members) and --test (non-members) together")
+        own = (self.model_dir or self.endpoint, self.train_file, self.test_file)
         if any(v is not None for v in own) and any(v is None for v in own):
             raise ConfigError("auditing your own language model needs --model-dir, --train (members) and --test (non-members) together")
-        if self.reference_dir is not None and self.model_dir is None:
+        if self.reference_dir is not None and not self.own_model:
             raise ConfigError("--reference-dir is for your own model (--model-dir); a model trained here trains its reference itself")
         from miaudit.text.reference_lms import check_references
 
         check_references(self.references)
         if self.reference_base is not None and (self.model_dir is None or self.pool_file is None):
             raise ConfigError("--reference-base goes with --model-dir and --pool-file: the reference LMs are that base fine-tuned on your own text")
-        if self.pool_file is not None and self.model_dir is None:
+        if self.pool_file is not None and not self.own_model:
             raise ConfigError("--pool-file is for your own model (--model-dir); a model trained here takes the attacker's pool from the corpus (--pool)")
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
             raise ConfigError(f"lr must be a positive number (the fine-tuning learning rate), got {self.lr!r}")
@@ -122,7 +130,7 @@ class TextAuditConfig:
 
     @property
     def own_model(self) -> bool:
-        return self.model_dir is not None
+        return self.model_dir is not None or self.endpoint is not None
 
 
 @dataclass(frozen=True)
@@ -168,7 +176,7 @@ def _train_here(config: TextAuditConfig, variants: set[str]) -> _Prepared:
     return _Prepared(target, reference, tokenizer, tokenizer, split.members, split.nonmembers, description, sets, tuple(split.pool))
 
 
-def _own_model(config: TextAuditConfig, variants: set[str]) -> _Prepared:
+def _own_model(config: TextAuditConfig, variants: set[str], api_key: str | None = None) -> _Prepared:
     from miaudit.text.corpus import read_documents
     from miaudit.text.lm import train_lm
     from miaudit.text.lm_folder import load_lm
@@ -182,10 +190,16 @@ def _own_model(config: TextAuditConfig, variants: set[str]) -> _Prepared:
     if evaluated:
         raise ConfigError(f"{len(evaluated)} --pool-file document(s) are also in --train or --test; the pool is the attacker's own text, never an evaluated record")
     base = _reference_base(config, pool)  # loaded before the target: a wrong base fails first
-    target, tokenizer = load_lm(config.model_dir)  # type: ignore[arg-type]
+    if config.endpoint is not None:
+        from miaudit.text.lm_endpoint import LMEndpoint
+
+        target, tokenizer = LMEndpoint(config.endpoint, api_key=api_key), None
+        source = {"source": "endpoint", "endpoint": target.url, "model_type": target.model_type}
+    else:
+        target, tokenizer = load_lm(config.model_dir)  # type: ignore[arg-type]
+        source = {"source": "model folder", "model_dir": str(config.model_dir), "model_type": getattr(target.config, "model_type", None)}
     reference, ref_tokenizer = load_lm(config.reference_dir) if config.reference_dir else (None, None)
-    description = {"source": "model folder", "model_dir": str(config.model_dir), "reference_dir": config.reference_dir,
-                   "model_type": getattr(target.config, "model_type", None), "pool_file": config.pool_file, "pool": len(pool)}  # fmt: skip
+    description = {**source, "reference_dir": config.reference_dir, "pool_file": config.pool_file, "pool": len(pool)}
     sets: dict[str, Any] = {}
     if base is not None:
         base_model, base_tokenizer = base
@@ -256,6 +270,7 @@ def _selected(config: TextAuditConfig) -> tuple[list[str], dict[str, str]]:
         for name in [n for n in names if n in reference_attack_names()]:
             names.remove(name)
             skipped[name] = ("needs K reference LMs trained like the target: give --reference-base (the model it was fine-tuned from) and --pool-file"
+                             + (" (with --model-dir; not built for an --endpoint yet)" if config.endpoint is not None else "")
                              if config.own_model else "needs K reference LMs trained on an attacker's pool of at least 2 documents: raise --pool")  # fmt: skip
     if not has_pool:
         for name in [n for n in names if n in EXTRA_INPUTS]:
@@ -266,21 +281,23 @@ def _selected(config: TextAuditConfig) -> tuple[list[str], dict[str, str]]:
     return names, skipped
 
 
-def run_text_audit(config: TextAuditConfig) -> Any:
+def run_text_audit(config: TextAuditConfig, *, api_key: str | None = None) -> Any:
     """Prepare the target (trained here or the user's), score every permitted text attack on the
-    members and non-members, and return the :class:`~miaudit.core.record.AuditRecord`."""
+    members and non-members, and return the :class:`~miaudit.core.record.AuditRecord`.
+    ``api_key``: for ``config.endpoint`` (kept out of the record)."""
     from miaudit.core.record import record_from_scores
     from miaudit.text.attacks import TEXT_ATTACKS
     from miaudit.text.blind import blind_baseline
     from miaudit.text.lm import token_statistics
+    from miaudit.text.lm_endpoint import lm_scorer
     from miaudit.text.reference_attacks import reference_attack_names
 
     names, skipped = _selected(config)
     variants = {TEXT_ATTACKS.get(n).variant for n in names if n in reference_attack_names()}
-    prepared = _own_model(config, variants) if config.own_model else _train_here(config, variants)
+    prepared = _own_model(config, variants, api_key) if config.own_model else _train_here(config, variants)
     texts = [*prepared.members, *prepared.nonmembers]
     is_member = np.r_[np.ones(len(prepared.members), dtype=bool), np.zeros(len(prepared.nonmembers), dtype=bool)]
-    target_stats = token_statistics(prepared.target, prepared.tokenizer, texts)
+    target_stats = lm_scorer(prepared.target, prepared.tokenizer).token_statistics(texts)
     reference_stats = None
     if prepared.reference is not None and any(TEXT_ATTACKS.get(n).needs_reference for n in names):
         reference_stats = token_statistics(prepared.reference, prepared.reference_tokenizer, texts)
@@ -311,7 +328,7 @@ def run_text_audit(config: TextAuditConfig) -> Any:
     target = {**prepared.description, "perplexity_members": _perplexity(target_stats, is_member),
               "perplexity_nonmembers": _perplexity(target_stats, ~is_member)}  # fmt: skip
     record = record_from_scores(
-        kind="text", dataset=dataset, target=target, config=asdict(config), threat_model="gray-box (token log-probabilities)",
+        kind="text", dataset=dataset, target=target, config=asdict(config), threat_model=_threat_model(config),
         scores=scores, is_member=is_member, record_indices=np.arange(len(texts)), details=details, notes=notes,
         seed=config.seed, headline_order=TEXT_HEADLINE_ORDER,
     )  # fmt: skip
@@ -332,24 +349,32 @@ def _extra_inputs(config: TextAuditConfig, prepared: _Prepared, names: list[str]
     """The keyword options of the attacks that need more than the statistics (DC-PDD's frequency
     table, ReCaLL's conditional statistics), all from the attacker's pool, and a note on each."""
     from miaudit.text.attacks import recall_prefix
-    from miaudit.text.lm import conditional_token_statistics, prefix_tokens_used, token_frequencies
+    from miaudit.text.lm_endpoint import lm_scorer
 
+    scorer = lm_scorer(prepared.target, prepared.tokenizer)
     options: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     if "dc-pdd" in names:
-        options["dc-pdd"] = {"frequencies": token_frequencies(prepared.tokenizer, prepared.pool)}
+        options["dc-pdd"] = {"frequencies": scorer.token_frequencies(prepared.pool)}
         notes.append(f"DC-PDD: token frequencies from the attacker's {len(prepared.pool)} pool documents (the target's tokenizer, Laplace-smoothed), a = 0.01.")
     if "recall" in names:
         shots = prepared.pool[: config.recall_shots]
         prefix = recall_prefix(shots, len(shots))
-        used = np.asarray(prefix_tokens_used(prepared.target, prepared.tokenizer, texts, prefix))
-        options["recall"] = {"conditional": conditional_token_statistics(prepared.target, prepared.tokenizer, texts, prefix)}
+        conditional, used_list = scorer.conditional_token_statistics(texts, prefix)
+        used = np.asarray(used_list)
+        options["recall"] = {"conditional": conditional}
         notes.append(
             f"ReCaLL: prefix of {len(shots)} pool document(s), {int(used.max())} tokens at most; a document and its prefix share the "
             f"model's context, so documents got {used.mean():.1f} prefix tokens on average and {int((used == 0).sum())} of {len(texts)} got none "
             f"(those score about 1: no evidence)."
         )
     return options, notes
+
+
+def _threat_model(config: TextAuditConfig) -> str:
+    if config.endpoint is not None:
+        return "black-box API (token log-probabilities, with the mean and variance of log p)"
+    return "gray-box (token log-probabilities)"
 
 
 def _perplexity(stats: list[Any], mask: np.ndarray) -> float:
