@@ -3,12 +3,8 @@ loopback, queried by attacks through TargetAccess exactly as an in-process model
 
 import json
 from dataclasses import replace
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -25,6 +21,7 @@ from miaudit.targets.http_target import HttpTarget, TargetHttpError
 from miaudit.targets.model_dir import ModelDirError, load_model_dir, save_model_dir
 from miaudit.targets.server import create_app
 from miaudit.threat import THREAT_MODELS, OutputAccess, ThreatModel
+from serving import serving
 from synthetic import FAST_OPTIONS
 
 OPTIONS = {"hidden": [16]}
@@ -39,26 +36,6 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("served") / "digits-mlp"
     save_model_dir(clf, ArchConfig("mlp", OPTIONS), folder, num_classes=10, input_shape=data.feature_shape)
     return data, clf, folder
-
-
-@contextmanager
-def serving(app):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def post(url, body, key=None, raw=None):

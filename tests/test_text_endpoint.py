@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -25,10 +22,10 @@ from fastapi.responses import JSONResponse, Response  # noqa: E402
 
 from miaudit.cli import main
 from miaudit.targets.http_target import TargetAnswerError, TargetHttpError
-from miaudit.targets.server_runtime import bind_socket, make_server
 from miaudit.text.lm import build_lm, conditional_token_statistics, load_lm, prefix_tokens_used, save_lm, token_frequencies, token_statistics, train_lm, train_tokenizer
 from miaudit.text.lm_endpoint import LMEndpoint
 from miaudit.text.lm_server import create_lm_app
+from serving import serving
 from text_helpers import documents
 
 KEY = "s3cret-key"
@@ -49,26 +46,6 @@ def folder(tmp_path_factory):
         files[name] = root / f"{name}.jsonl"
         files[name].write_text("".join(json.dumps({"text": d}) + "\n" for d in part))
     return out, files, (members, nonmembers, pool)
-
-
-@contextmanager
-def serving(app):
-    """``app`` behind miaudit's bounded uvicorn server on a free loopback port, in a thread."""
-    sock = bind_socket("127.0.0.1", 0)
-    server = make_server(app, sock, timeout=10, max_connections=8, log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
