@@ -137,7 +137,7 @@ def test_the_audit_skips_both_without_a_pool_and_refuses_an_evaluated_pool(tmp_p
     config = TextAuditConfig(model_dir=str(tmp_path / "absent"), train_file=str(tmp_path / "m.txt"),
                              test_file=str(tmp_path / "n.txt"), pool_file=str(tmp_path / "p.txt"))  # fmt: skip
     with pytest.raises(ConfigError, match="never an evaluated record"):
-        _own_model(config)
+        _own_model(config, set())
 
 
 @pytest.fixture(scope="module")
