@@ -154,15 +154,8 @@ def train_lm(
     seed gives the same weights on CPU. Fine-tuning a pre-trained model is the same call.
     """
     seed = check_user_seed(seed)
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ConfigError(f"epochs must be a positive whole number, got {epochs!r}")
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"lr must be a positive number, got {lr!r}")
-    _check_batch_size(batch_size)
-    # A document of fewer than 2 tokens has nothing to predict.
-    encoded = [x for x in _encode(tokenizer, _documents(texts, "training texts"), _context(model)) if len(x) >= 2]
-    if not encoded:
-        raise InputError("no training text has 2 or more tokens; give longer documents")
+    _check_recipe(epochs, lr, batch_size)
+    encoded = _training_documents(tokenizer, texts, _context(model))
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(lr))
     order = torch.Generator().manual_seed(derive_seed(seed, "lm/order"))
     model.train()
@@ -289,6 +282,24 @@ def _documents(texts: Sequence[str], what: str) -> list[str]:
     if not texts:
         raise InputError(f"{what} are empty; give at least one document")
     return list(texts)
+
+
+def _check_recipe(epochs: object, lr: object, batch_size: object) -> None:
+    """The training recipe's checks, shared by :func:`train_lm` and :mod:`miaudit.text.lm_bank`."""
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ConfigError(f"epochs must be a positive whole number, got {epochs!r}")
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    _check_batch_size(batch_size)
+
+
+def _training_documents(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str], context: int) -> list[list[int]]:
+    """The training documents' token ids, truncated to ``context``; those of fewer than 2 tokens
+    (nothing to predict) dropped. Raises if none is left."""
+    encoded = [x for x in _encode(tokenizer, _documents(texts, "training texts"), context) if len(x) >= 2]
+    if not encoded:
+        raise InputError("no training text has 2 or more tokens; give longer documents")
+    return encoded
 
 
 def _check_batch_size(batch_size: object) -> None:
