@@ -49,7 +49,7 @@ from miaudit.models.seeding import derive_seed
 from miaudit.seeds import check_user_seed
 from miaudit.text.stats import TokenStats
 
-__all__ = ["LMBank", "bank_token_statistics", "bank_unsupported", "train_lm_bank"]
+__all__ = ["BANK_MAX_PARAMS", "BANK_MEMORY_BYTES", "LMBank", "bank_plan", "bank_token_statistics", "bank_unsupported", "train_lm_bank"]
 
 # Per-layer parameter names of HF's GPT2Block, in the order the forward pass reads them.
 _LAYER_PARAMS = (
@@ -329,8 +329,40 @@ def _check_chunk(chunk: object, k: int) -> int:
     return min(chunk, k)
 
 
-# Models per batched product; measured on 2 CPU threads (benchmarks/text_lm_bank.py).
-DEFAULT_CHUNK = 16
+# Models per batched product: on 2 CPU threads chunks of 1-8 train within 10% of each other and
+# chunks of 16 slower (more padding: every model of a chunk pads to the longest batch among them)
+# (benchmarks/text_lm_bank.py, tiny, K = 16).
+DEFAULT_CHUNK = 2
+
+# What a bank may hold at once: the stacked training state of its models (weights, gradients,
+# the leaves' copies and AdamW's two moments: 5 float32 copies) and one chunk's activations.
+BANK_MEMORY_BYTES = 2 * 1024**3
+
+# Above this many parameters a step is bound by arithmetic, not by per-call overhead, and the
+# bank no longer pays (benchmarks/text_lm_bank.py, K = 16, 2 CPU threads: the ``tiny`` size,
+# 0.14M parameters, 1.6x per model; ``small``, 0.87M, 0.9x): such models train one at a time.
+BANK_MAX_PARAMS = 400_000
+
+
+def bank_plan(base: Any, k: int, *, batch_size: int = 16, budget_bytes: int = BANK_MEMORY_BYTES) -> tuple[int, int]:
+    """(models per bank, models per batched product) for ``k`` copies of ``base`` within
+    ``budget_bytes``: half of it for the banks' stacked training state, half for one chunk's
+    activations (per model a batch of ``batch_size`` full-context documents: the hidden states
+    each layer keeps for the backward pass, the attention scores and the head's logits, three
+    times over for the log-softmax and its gradient). ``(1, 1)`` means a bank buys nothing or
+    does not fit, or the model is too large for a bank to pay (:data:`BANK_MAX_PARAMS`): train
+    one model at a time (:func:`bank_unsupported` says whether it can at all).
+    """
+    cfg = base.config
+    n_params = sum(p.numel() for p in base.parameters())
+    if n_params > BANK_MAX_PARAMS:
+        return 1, 1
+    tokens = batch_size * int(cfg.n_positions)
+    per_layer = tokens * (16 * int(cfg.n_embd)) + batch_size * int(cfg.n_head) * int(cfg.n_positions) ** 2
+    activations = 4 * (int(cfg.n_layer) * per_layer + 3 * tokens * int(cfg.vocab_size))
+    per_bank = max(1, min(k, (budget_bytes // 2) // (5 * 4 * n_params)))
+    chunk = max(1, min(per_bank, DEFAULT_CHUNK, (budget_bytes // 2) // activations))
+    return per_bank, chunk
 
 
 def train_lm_bank(

@@ -17,15 +17,19 @@ online references train on some of the target's training text: stronger than off
 reason offline exists (an attacker that may not, or cannot, train per candidate set).
 
 In both sets every pool document is IN for exactly K/2 references, so the pool serves as RMIA's
-population with OUT references for each of its documents. The references are trained one after
-another (each a deep copy of the public model); :func:`train_reference_set` scores each on the
-evaluated and population documents as soon as it is trained and keeps only the statistics.
+population with OUT references for each of its documents. :func:`train_reference_set` trains
+the references together in banks (:mod:`miaudit.text.lm_bank`: the same models to float32
+rounding, several times faster for the small GPT-2s of this toolkit) where the public model is a
+GPT-2 the bank reproduces and a bank fits in :data:`~miaudit.text.lm_bank.BANK_MEMORY_BYTES`;
+otherwise one after another, each a deep copy of the public model. Each bank, or model, is
+scored on the evaluated and population documents as soon as it is trained, and only the
+statistics are kept.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -72,8 +76,6 @@ def train_reference_set(
     ``seed`` is the attacker's: the pool halves, the online IN mask and the references' training
     seeds all come from it, so the same seed gives the same references.
     """
-    from miaudit.text.lm import token_statistics, train_lm
-
     if variant not in VARIANTS:
         raise ConfigError(f"reference variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     check_references(k)
@@ -85,13 +87,33 @@ def train_reference_set(
     pool_in = draw_memberships(len(pool), k, rng)
     in_mask = draw_memberships(len(evaluated), k, rng) if variant == "online" else np.zeros((k, len(evaluated)), dtype=bool)
     seeds = rng.integers(0, SEED_BOUND, size=k)
+    texts = [[d for d, keep in zip(pool, pool_in[row]) if keep] + [d for d, keep in zip(evaluated, in_mask[row]) if keep] for row in range(k)]
+    recipe = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
     on_evaluated, on_pool = [], []
-    for row in range(k):
-        texts = [d for d, keep in zip(pool, pool_in[row]) if keep] + [d for d, keep in zip(evaluated, in_mask[row]) if keep]
-        model = train_lm(copy.deepcopy(base), tokenizer, texts, epochs=epochs, lr=lr, batch_size=batch_size, seed=int(seeds[row]))
-        on_evaluated.append(compact(token_statistics(model, tokenizer, evaluated)))
-        on_pool.append(compact(token_statistics(model, tokenizer, pool)))
+    for statistics in _trained_statistics(base, tokenizer, texts, [int(s) for s in seeds], (evaluated, pool), recipe):
+        on_evaluated.append(compact(statistics[0]))
+        on_pool.append(compact(statistics[1]))
     return ReferenceSet(variant, tuple(on_evaluated), in_mask, tuple(on_pool), pool_in)
+
+
+def _trained_statistics(
+    base: Any, tokenizer: Any, texts: list[list[str]], seeds: list[int], scored: tuple[Sequence[str], ...], recipe: dict
+) -> Iterator[tuple[list[TokenStats], ...]]:
+    """Per model j (trained from ``base`` on ``texts[j]`` with ``seeds[j]``), its statistics on
+    each document list of ``scored``, in order; in banks where the bank can and fits."""
+    from miaudit.text.lm import token_statistics, train_lm
+    from miaudit.text.lm_bank import bank_plan, bank_unsupported, train_lm_bank
+
+    per_bank, chunk = bank_plan(base, len(texts), batch_size=recipe["batch_size"]) if bank_unsupported(base) is None else (1, 1)
+    if per_bank == 1:
+        for docs, seed in zip(texts, seeds):
+            model = train_lm(copy.deepcopy(base), tokenizer, docs, seed=seed, **recipe)
+            yield tuple(token_statistics(model, tokenizer, d) for d in scored)
+        return
+    for lo in range(0, len(texts), per_bank):
+        bank = train_lm_bank(base, tokenizer, texts[lo : lo + per_bank], seeds=seeds[lo : lo + per_bank], chunk=chunk, **recipe)
+        per_list = [bank.token_statistics(tokenizer, d) for d in scored]
+        yield from zip(*per_list)
 
 
 def compact(stats: Sequence[TokenStats]) -> tuple[TokenStats, ...]:
