@@ -97,3 +97,29 @@ def test_hostile_arguments_are_refused(setting):
         train_lm_bank(base, tokenizer, texts, epochs=0, seeds=[1, 2, 3])
     with pytest.raises(InputError, match="2 or more tokens"):
         train_lm_bank(base, tokenizer, [["a"], ["b"]], epochs=1, seeds=[1, 2])
+
+
+def test_reference_lms_are_cached_by_what_made_them(setting, tmp_path):
+    from miaudit.errors import CacheError
+    from miaudit.models.cache import ModelCache
+    from miaudit.text.reference_lms import train_reference_set
+
+    tokenizer, base, _, docs = setting
+    common = {"variant": "offline", "k": 2, "pool": docs[:30], "evaluated": docs[30:50], "lr": 1e-3, "seed": 0}
+    first_cache = ModelCache(tmp_path / "cache")
+    first = train_reference_set(base, tokenizer, epochs=2, cache=first_cache, **common)
+    assert (first_cache.saves, first_cache.loads) == (2, 0)
+    again_cache = ModelCache(tmp_path / "cache")
+    again = train_reference_set(base, tokenizer, epochs=2, cache=again_cache, **common)
+    assert (again_cache.saves, again_cache.loads) == (0, 2)  # read back, not retrained
+    for row_a, row_b in zip(first.evaluated + first.population, again.evaluated + again.population):
+        np.testing.assert_allclose([s.logprob.mean() for s in row_a], [s.logprob.mean() for s in row_b], atol=1e-4)
+    other = ModelCache(tmp_path / "cache")
+    train_reference_set(base, tokenizer, epochs=3, cache=other, **common)  # another recipe: other keys
+    assert (other.saves, other.loads) == (2, 0)
+    files = sorted((tmp_path / "cache").rglob("*.safetensors"))
+    assert len(files) == 4
+    for f in files:
+        f.write_bytes(b"not a safetensors file")
+    with pytest.raises(CacheError, match="delete the file and rerun"):
+        train_reference_set(base, tokenizer, epochs=2, cache=ModelCache(tmp_path / "cache"), **common)

@@ -39,6 +39,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="results folder (default results/audit-text)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    p.add_argument("--no-cache", action="store_true", help="train the reference LMs afresh and cache nothing (default: their weights are cached by content hash)")
     add_data_dir_flag(p)
     add_output_flags(p)
 
@@ -55,12 +56,13 @@ def _run(args: argparse.Namespace) -> int:
         setting=args.setting, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, attacks=parse_name_list("--attacks", args.attacks), references=args.references,
         shift=args.shift, seed=args.seed, model_dir=args.model_dir, reference_dir=args.reference_dir, reference_base=args.reference_base, lr=args.lr,
         train_file=args.train, test_file=args.test, pool_file=args.pool_file, endpoint=args.endpoint, data_dir=args.data_dir,
+        use_cache=not args.no_cache,
     )  # fmt: skip
     if args.api_key is not None and args.endpoint is None:
         from miaudit.errors import ConfigError
 
         raise ConfigError("--api-key goes with --endpoint (the served model's key)")
-    with claimed_out(args, "results/audit-text", uses_cache=False) as out_dir:
+    with claimed_out(args, "results/audit-text", uses_cache=not args.no_cache) as out_dir:
         record = run_text_audit(config, api_key=args.api_key)
         paths = record.write(out_dir, report=not args.no_report)
     if args.json:

@@ -65,7 +65,8 @@ class ModelKey:
         return cls(inputs=inputs, digest=stable_hash(inputs))
 
 
-def _tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """Hex sha256 of a state dict's names, dtypes, shapes and values (a weights fingerprint)."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous()
@@ -103,7 +104,7 @@ class ModelCache:
             "format": _FORMAT_TAG,
             "key": key.digest,
             "inputs": json.dumps(key.inputs, sort_keys=True),
-            "tensors_sha256": _tensors_sha256(tensors),
+            "tensors_sha256": tensors_sha256(tensors),
         }
         final = self.path(key)
         with atomic_path(final) as tmp:
@@ -142,6 +143,6 @@ def _check_metadata(metadata: dict[str, str], key: ModelKey, tensors: dict[str, 
     if stored != key.inputs:
         differing = sorted(k for k in set(stored) | set(key.inputs) if stored.get(k) != key.inputs.get(k))
         return f"was trained with different {', '.join(differing)}"
-    if metadata.get("tensors_sha256") != _tensors_sha256(tensors):
+    if metadata.get("tensors_sha256") != tensors_sha256(tensors):
         return "has weights that do not match their checksum (damaged file)"
     return ""

@@ -102,6 +102,7 @@ class TextAuditConfig:
     endpoint: str | None = None  # a miaudit serve-text URL instead of model_dir (its key is passed apart, never recorded)
     recall_shots: int = 4
     data_dir: str | None = None
+    use_cache: bool = True  # reference LMs' weights cached by content hash (MIAUDIT_CACHE_DIR), as the classifiers'
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
@@ -239,7 +240,10 @@ def _reference_sets(config: TextAuditConfig, variants: set[str], base: Any, toke
     from miaudit.text.lm import token_statistics
     from miaudit.text.reference_lms import train_reference_set
 
-    sets = {v: train_reference_set(base, tokenizer, variant=v, k=config.references, pool=pool, evaluated=evaluated, **recipe)
+    from miaudit.models.cache import ModelCache
+
+    cache = ModelCache() if config.use_cache else None
+    sets = {v: train_reference_set(base, tokenizer, variant=v, k=config.references, pool=pool, evaluated=evaluated, cache=cache, **recipe)
             for v in sorted(variants)}  # fmt: skip
     if not sets:
         return {}

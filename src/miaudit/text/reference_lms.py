@@ -29,12 +29,16 @@ statistics are kept.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from miaudit.errors import ConfigError
+from miaudit.io_utils import stable_hash
+from miaudit.models.cache import ModelCache, ModelKey, tensors_sha256
 from miaudit.seeds import check_user_seed, stream_rng
 from miaudit.text.reference_attacks import VARIANTS, ReferenceSet
 from miaudit.text.stats import TokenStats
@@ -69,9 +73,14 @@ def train_reference_set(
     lr: float,
     seed: int,
     batch_size: int = 16,
+    cache: ModelCache | None = None,
 ) -> ReferenceSet:
     """Train ``k`` references from ``base`` (left untouched) and return their statistics on the
     ``evaluated`` documents and on the ``pool`` (the population), with the IN masks.
+
+    ``cache``: each reference's weights are stored under a hash of what made them (the base's
+    weights and config, the tokenizer, its training documents, the recipe and its seed;
+    :func:`reference_key`) and read back instead of retrained.
 
     ``seed`` is the attacker's: the pool halves, the online IN mask and the references' training
     seeds all come from it, so the same seed gives the same references.
@@ -89,31 +98,75 @@ def train_reference_set(
     seeds = rng.integers(0, SEED_BOUND, size=k)
     texts = [[d for d, keep in zip(pool, pool_in[row]) if keep] + [d for d, keep in zip(evaluated, in_mask[row]) if keep] for row in range(k)]
     recipe = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
-    on_evaluated, on_pool = [], []
-    for statistics in _trained_statistics(base, tokenizer, texts, [int(s) for s in seeds], (evaluated, pool), recipe):
-        on_evaluated.append(compact(statistics[0]))
-        on_pool.append(compact(statistics[1]))
-    return ReferenceSet(variant, tuple(on_evaluated), in_mask, tuple(on_pool), pool_in)
+    seeds = [int(s) for s in seeds]
+    scored = (evaluated, pool)
+    statistics: dict[int, tuple[list[TokenStats], ...]] = {}
+    fingerprint = model_fingerprint(base, tokenizer) if cache is not None else {}
+    keys = [reference_key(fingerprint, texts[j], seeds[j], recipe) for j in range(k)] if cache is not None else []
+    if cache is not None:
+        from miaudit.text.lm import token_statistics
+
+        for j, key in enumerate(keys):
+            if key in cache:
+                model = copy.deepcopy(base)
+                model.load_state_dict(cache.load(key))
+                statistics[j] = tuple(token_statistics(model.eval(), tokenizer, d) for d in scored)
+    missing = [j for j in range(k) if j not in statistics]
+    trained = _trained_models(base, tokenizer, [texts[j] for j in missing], [seeds[j] for j in missing], scored, recipe)
+    for j, (model, stats) in zip(missing, trained):
+        statistics[j] = stats
+        if cache is not None:
+            cache.save(keys[j], model.state_dict())
+    on_evaluated = tuple(compact(statistics[j][0]) for j in range(k))
+    on_pool = tuple(compact(statistics[j][1]) for j in range(k))
+    return ReferenceSet(variant, on_evaluated, in_mask, on_pool, pool_in)
 
 
-def _trained_statistics(
+def model_fingerprint(base: Any, tokenizer: Any) -> dict[str, str]:
+    """Hashes of a base model's weights and config and of its tokenizer (computed once per set)."""
+    return {
+        "base_weights_sha256": tensors_sha256(base.state_dict()),
+        "base_config_sha256": hashlib.sha256(base.config.to_json_string(use_diff=False).encode()).hexdigest(),
+        "tokenizer_sha256": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest(),
+    }
+
+
+def reference_key(fingerprint: dict[str, str], documents: Sequence[str], seed: int, recipe: dict[str, Any]) -> ModelKey:
+    """The cache key of one reference LM: a hash of the base model and tokenizer
+    (:func:`model_fingerprint`), the training documents (in order), the recipe and the seed."""
+    inputs = {
+        "format_version": 1,
+        "kind": "text-reference-lm",
+        **fingerprint,
+        "documents_sha256": stable_hash(list(documents)),
+        "n_documents": len(documents),
+        "recipe": {name: recipe[name] for name in sorted(recipe)},
+        "seed": int(seed),
+    }
+    inputs = json.loads(json.dumps(inputs, sort_keys=True))
+    return ModelKey(inputs=inputs, digest=stable_hash(inputs))
+
+
+def _trained_models(
     base: Any, tokenizer: Any, texts: list[list[str]], seeds: list[int], scored: tuple[Sequence[str], ...], recipe: dict
-) -> Iterator[tuple[list[TokenStats], ...]]:
-    """Per model j (trained from ``base`` on ``texts[j]`` with ``seeds[j]``), its statistics on
-    each document list of ``scored``, in order; in banks where the bank can and fits."""
+) -> Iterator[tuple[Any, tuple[list[TokenStats], ...]]]:
+    """Per model j (trained from ``base`` on ``texts[j]`` with ``seeds[j]``), the model and its
+    statistics on each document list of ``scored``, in order; in banks where the bank can and fits."""
     from miaudit.text.lm import token_statistics, train_lm
     from miaudit.text.lm_bank import bank_plan, bank_unsupported, train_lm_bank
 
+    if not texts:
+        return
     per_bank, chunk = bank_plan(base, len(texts), batch_size=recipe["batch_size"]) if bank_unsupported(base) is None else (1, 1)
     if per_bank == 1:
         for docs, seed in zip(texts, seeds):
             model = train_lm(copy.deepcopy(base), tokenizer, docs, seed=seed, **recipe)
-            yield tuple(token_statistics(model, tokenizer, d) for d in scored)
+            yield model, tuple(token_statistics(model, tokenizer, d) for d in scored)
         return
     for lo in range(0, len(texts), per_bank):
         bank = train_lm_bank(base, tokenizer, texts[lo : lo + per_bank], seeds=seeds[lo : lo + per_bank], chunk=chunk, **recipe)
         per_list = [bank.token_statistics(tokenizer, d) for d in scored]
-        yield from zip(*per_list)
+        yield from zip(bank.models(), zip(*per_list))
 
 
 def compact(stats: Sequence[TokenStats]) -> tuple[TokenStats, ...]:
