@@ -12,8 +12,8 @@ a shifted split does to the blind baseline and to the attacks' apparent AUC.
 LiRA and RMIA (online and offline) train ``--references`` reference LMs per variant; online
 ones train on the pool's half plus half of the evaluated documents, so they cost the most.
 
-Example (about 4 min on 2 cores without references, ``--references`` did not exist then; one
-1000-member seed with 8 + 8 references took 626 s on 2 cores shared with a test suite)::
+Example (one 1000-member seed with 8 + 8 reference LMs: 177-243 s on an idle 2-core machine;
+a 300-member seed about 70 s)::
 
     python benchmarks/text_attacks.py --seeds 0,1,2 --members 1000
     python benchmarks/text_attacks.py --seeds 0 --members 300 --epochs-sweep 1,3,10,30
@@ -47,6 +47,11 @@ def _cell(values: list[float | None]) -> str:
     return f"{np.mean(kept):.3f} ± {np.std(kept):.3f}" if len(kept) > 1 else f"{kept[0]:.3f}"
 
 
+def _ratio(tpr: float, loss_tpr: float) -> str:
+    """An attack's TPR at 1% FPR over the loss attack's, or n/m where either was not measured."""
+    return "n/m" if not (np.isfinite(tpr) and np.isfinite(loss_tpr) and loss_tpr > 0) else f"{tpr / loss_tpr:.1f}x"
+
+
 def table(runs: list[dict]) -> str:
     names = list(runs[0]["attacks"])
     lines = ["| attack | AUC | TPR@1%FPR | TPR@0.1%FPR | TPR@1%FPR / loss's |", "|---|---|---|---|---|"]
@@ -55,7 +60,7 @@ def table(runs: list[dict]) -> str:
         e = [r["attacks"][name] for r in runs]
         lines.append(f"| {name} | {_cell([x['auc'] for x in e])} | {_cell([x['tpr_at_fpr'].get('0.01') for x in e])} | "
                      f"{_cell([x['tpr_at_fpr'].get('0.001') for x in e])} | "
-                     f"{np.mean([x['tpr_at_fpr'].get('0.01') or np.nan for x in e]) / loss:.1f}x |")  # fmt: skip
+                     f"{_ratio(np.mean([x['tpr_at_fpr'].get('0.01') or np.nan for x in e]), loss)} |")  # fmt: skip
     lines.append(f"| blind baseline (text alone; a split check) | {_cell([r['blind'] for r in runs])} | - | - | - |")
     return "\n".join(lines)
 
