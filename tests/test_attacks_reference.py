@@ -78,6 +78,48 @@ def test_lira_exact_on_constructed_references():
     )
 
 
+def test_lira_fixed_variance_is_the_authors_closed_form():
+    # The authors' fix_variance=True (plot.py): medians per record, ONE sigma = np.std of all IN
+    # values (records and references together) for both Gaussians; the score is then
+    # (mu_in - mu_out) (2 phi - mu_in - mu_out) / (2 sigma^2), linear and increasing in phi.
+    rng = np.random.default_rng(7)
+    r, n = 9, 5
+    refs = rng.normal(0.0, 1.0, (r, n)) + np.arange(n)  # records of different difficulty
+    in_mask = np.zeros((r, n), dtype=bool)
+    in_mask[:4] = True
+    refs[in_mask] += 1.5
+    t = np.linspace(-1, 6, n)
+    mu_in = np.array([np.median(refs[:4, j]) for j in range(n)])
+    mu_out = np.array([np.median(refs[4:, j]) for j in range(n)])
+    sigma = refs[:4].std()  # over all IN values, not pooled within records, and the OUT Gaussian reuses it
+    expected = (mu_in - mu_out) * (2 * t - mu_in - mu_out) / (2 * sigma**2)
+    got = lira_online_scores(t, refs, in_mask, ~in_mask, variance="fixed", center="median")
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert not np.allclose(got, lira_online_scores(t, refs, in_mask, ~in_mask, center="median"))  # global: two sigmas
+    # monotone in phi for every record: more confident, more member-like
+    lo, hi = (lira_online_scores(t + d, refs, in_mask, ~in_mask, variance="fixed") for d in (0.0, 0.1))
+    assert np.all(mu_in > mu_out) and np.all(hi > lo)
+    # offline fixed: one sigma of all OUT values, the one-sided test of the paper
+    sigma_out = refs[4:].std()
+    np.testing.assert_allclose(lira_offline_scores(t, refs, ~in_mask, variance="fixed", center="median"),
+                               norm.logcdf((t - mu_out) / sigma_out), rtol=1e-10)  # fmt: skip
+
+
+def test_lira_options_are_checked_and_recorded():
+    from miaudit.attacks.lira import resolve_variance
+
+    assert resolve_variance("auto", 8) == "global" and resolve_variance("auto", 64) == "per-record"
+    assert resolve_variance("fixed", 8) == "fixed"
+    with pytest.raises(ConfigError, match="center must be one of mean, median"):
+        ATTACKS.get("lira")(center="mode")
+    with pytest.raises(ConfigError, match="variance must be one of"):
+        ATTACKS.get("lira-offline")(variance="pooled")
+    with pytest.raises(ConfigError, match="center"):
+        lira_offline_scores(np.zeros(2), np.ones((2, 2)), center="trimmed")
+    attack = ATTACKS.get("lira-offline")(variance="fixed", center="median")
+    assert attack._details("offline", 4, "fixed", "none", 1)["variance"].startswith("fixed") and attack.center == "median"
+
+
 def test_lira_offline_matches_the_normal_cdf():
     rng = np.random.default_rng(5)
     phi_out = rng.normal(0.0, 2.0, (5000, 30))

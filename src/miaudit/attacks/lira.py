@@ -16,9 +16,14 @@ logits so that it stays finite when ``p_y`` rounds to 1. Reference models give G
 - offline: OUT only; score = ``log Phi((phi_target - mu_out) / sigma_out)`` (one-sided: a member
   is more confident than the models that did not see it).
 
-Means are per record. Standard deviations are per record or one global value (the pooled
-within-record spread); the paper recommends the global one with few references, so ``"auto"``
-uses it below 64 reference models. With query augmentations (images: flips and shifts, see
+Centres are per record: means (``center="mean"``, the default) or medians (``"median"``, what
+the authors' code uses). Standard deviations are per record or one global value (the pooled
+within-record spread, for IN and OUT apart); the paper recommends a global one with few
+references, so ``"auto"`` uses it below 64 reference models. ``variance="fixed"`` is the
+authors' own fixed-variance mode (``fix_variance=True`` in their ``plot.py``): one standard
+deviation of all the IN references' values (over records and references) for both Gaussians
+online, of all the OUT values offline; with one sigma the online score is
+``(mu_in - mu_out) (2 phi - mu_in - mu_out) / (2 sigma^2)``, monotone in ``phi``. With query augmentations (images: flips and shifts, see
 :mod:`miaudit.attacks.augment`) every view has its own Gaussians and the per-view scores are
 averaged.
 """
@@ -34,13 +39,14 @@ from miaudit.attacks import augment
 from miaudit.attacks.base import ATTACKS, Attack, AttackResult
 from miaudit.attacks.knowledge import AttackerKnowledge
 from miaudit.attacks.reference_models import train_online_references
-from miaudit.attacks.reference_stats import masked_mean, masked_std, require_counts
+from miaudit.attacks.reference_stats import SIGMA_FLOOR, masked_mean, masked_std, require_counts
 from miaudit.attacks.shadow_models import GRAY_BOX_SHADOW_TRAINING, train_shadow_models
 from miaudit.errors import ConfigError, InputError
 from miaudit.targets.access import TargetAccess
 
 PER_RECORD_FROM = 64  # "auto" variance: per record from this many reference models on
-VARIANCES = ("auto", "global", "per-record")
+VARIANCES = ("auto", "global", "per-record", "fixed")
+CENTERS = ("mean", "median")
 
 
 def logit_scaled_confidence(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -84,10 +90,40 @@ def _views_axis(phi_target: np.ndarray, phi_refs: np.ndarray) -> tuple[np.ndarra
 
 
 def use_per_record(variance: str, n_references: int) -> bool:
-    """Whether ``variance`` ("auto", "global", "per-record") means per-record standard deviations."""
+    """Whether ``variance`` (one of :data:`VARIANCES`) means per-record standard deviations."""
+    return resolve_variance(variance, n_references) == "per-record"
+
+
+def resolve_variance(variance: str, n_references: int) -> str:
+    """The variance mode that runs: ``"auto"`` becomes ``"per-record"`` from
+    :data:`PER_RECORD_FROM` reference models on, ``"global"`` below; the others stay."""
     if variance not in VARIANCES:
         raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
-    return variance == "per-record" or (variance == "auto" and n_references >= PER_RECORD_FROM)
+    if variance == "auto":
+        return "per-record" if n_references >= PER_RECORD_FROM else "global"
+    return variance
+
+
+def _check_center(center: str) -> str:
+    if center not in CENTERS:
+        raise ConfigError(f"center must be one of {', '.join(CENTERS)}, got {center!r}")
+    return center
+
+
+def _centre(values: np.ndarray, mask: np.ndarray, center: str) -> np.ndarray:
+    """Per record, the mean or the median of ``values`` over the rows where ``mask`` holds."""
+    if center == "mean":
+        return masked_mean(values, mask)
+    with np.errstate(invalid="ignore"):
+        return np.nanmedian(np.where(mask, values, np.nan), axis=0)
+
+
+def _sigma(values: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """Per-record, pooled global or the authors' fixed standard deviation (see the module docstring)."""
+    if mode == "fixed":
+        sigma = float(np.asarray(values, dtype=np.float64)[mask].std()) if mask.any() else 0.0
+        return np.full(mask.shape[1], max(sigma, SIGMA_FLOOR))
+    return masked_std(values, mask, per_record=mode == "per-record")
 
 
 def _log_normal_pdf(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -95,41 +131,57 @@ def _log_normal_pdf(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndar
 
 
 def lira_online_scores(
-    phi_target: np.ndarray, phi_refs: np.ndarray, in_mask: np.ndarray, out_mask: np.ndarray, *, per_record: bool = False
-) -> np.ndarray:
+    phi_target: np.ndarray, phi_refs: np.ndarray, in_mask: np.ndarray, out_mask: np.ndarray, *,
+    per_record: bool = False, variance: str | None = None, center: str = "mean",
+) -> np.ndarray:  # fmt: skip
     """Online LiRA: mean over views of ``log N(phi; IN) - log N(phi; OUT)``.
 
     ``phi_target`` is (N,) or (A, N); ``phi_refs`` (R, N) or (A, R, N); the masks (R, N) say which
-    references trained on each record (IN) and which did not (OUT).
+    references trained on each record (IN) and which did not (OUT). ``variance``: a resolved mode
+    (``"global"``, ``"per-record"``, ``"fixed"``; :func:`resolve_variance`), or None for
+    ``per_record``'s choice; ``center``: ``"mean"`` or ``"median"``.
     """
     t, r = _views_axis(phi_target, phi_refs)
+    mode = variance or ("per-record" if per_record else "global")
+    center = _check_center(center)
     require_counts(in_mask, 1, "online LiRA (IN references)")
     require_counts(out_mask, 1, "online LiRA (OUT references)")
     total = np.zeros(t.shape[1])
     for view in range(t.shape[0]):
-        mu_in, mu_out = masked_mean(r[view], in_mask), masked_mean(r[view], out_mask)
-        s_in = masked_std(r[view], in_mask, per_record=per_record)
-        s_out = masked_std(r[view], out_mask, per_record=per_record)
+        mu_in, mu_out = _centre(r[view], in_mask, center), _centre(r[view], out_mask, center)
+        s_in = _sigma(r[view], in_mask, mode)
+        s_out = s_in if mode == "fixed" else _sigma(r[view], out_mask, mode)  # the authors: np.std(dat_in) for both
         total += _log_normal_pdf(t[view], mu_in, s_in) - _log_normal_pdf(t[view], mu_out, s_out)
     return total / t.shape[0]
 
 
 def lira_offline_scores(
-    phi_target: np.ndarray, phi_refs: np.ndarray, out_mask: np.ndarray | None = None, *, per_record: bool = False
-) -> np.ndarray:
+    phi_target: np.ndarray, phi_refs: np.ndarray, out_mask: np.ndarray | None = None, *,
+    per_record: bool = False, variance: str | None = None, center: str = "mean",
+) -> np.ndarray:  # fmt: skip
     """Offline LiRA: mean over views of ``log Phi((phi - mu_out) / sigma_out)``.
 
     ``out_mask`` (R, N) selects the OUT references per record; None means every reference.
+    ``variance`` and ``center`` as in :func:`lira_online_scores`.
     """
     t, r = _views_axis(phi_target, phi_refs)
+    mode = variance or ("per-record" if per_record else "global")
+    center = _check_center(center)
     mask = np.ones(r.shape[1:], dtype=bool) if out_mask is None else np.asarray(out_mask, dtype=bool)
-    require_counts(mask, 2 if per_record else 1, "offline LiRA (OUT references)")
+    require_counts(mask, 2 if mode == "per-record" else 1, "offline LiRA (OUT references)")
     total = np.zeros(t.shape[1])
     for view in range(t.shape[0]):
-        mu = masked_mean(r[view], mask)
-        sigma = masked_std(r[view], mask, per_record=per_record)
+        mu = _centre(r[view], mask, center)
+        sigma = _sigma(r[view], mask, mode)
         total += log_ndtr((t[view] - mu) / sigma)
     return total / t.shape[0]
+
+
+_VARIANCE_WORDS = {
+    "per-record": "per record",
+    "global": "global (pooled within-record)",
+    "fixed": "fixed (the authors': one sigma of all reference values)",
+}
 
 
 class _LiraBase(Attack):
@@ -137,11 +189,12 @@ class _LiraBase(Attack):
     kind = "reference models"
     requirements = GRAY_BOX_SHADOW_TRAINING
 
-    def __init__(self, *, variance: str = "auto", augmentation: str = "auto") -> None:
-        use_per_record(variance, 0)  # validates the name
+    def __init__(self, *, variance: str = "auto", augmentation: str = "auto", center: str = "mean") -> None:
+        resolve_variance(variance, 0)  # validates the name
         if augmentation != "auto":
             augment.AUGMENTATIONS.get(augmentation)  # unknown names fail here, before any training
         self.variance = variance
+        self.center = _check_center(center)
         self.augmentation = augmentation
         self.knowledge: AttackerKnowledge | None = None
 
@@ -157,11 +210,12 @@ class _LiraBase(Attack):
     def _reference_phi(models: list[Any], views: list[np.ndarray], y: np.ndarray) -> np.ndarray:
         return np.stack([np.stack([logit_scaled_confidence(model_logits(m, v), y) for m in models]) for v in views])
 
-    def _details(self, variant: str, n_refs: int, per_record: bool, augmentation: str, n_views: int) -> dict[str, Any]:
+    def _details(self, variant: str, n_refs: int, mode: str, augmentation: str, n_views: int) -> dict[str, Any]:
         return {
             "variant": variant,
             "reference_models": n_refs,
-            "variance": "per record" if per_record else "global (pooled within-record)",
+            "variance": _VARIANCE_WORDS[mode],
+            "center": self.center,
             "augmentation": augmentation,
             "queries_per_record": n_views,
         }
@@ -188,9 +242,9 @@ class LiraAttack(_LiraBase):
         phi_target = self._target_phi(access, views, y)
         refs = train_online_references(self.knowledge, x, y, self.knowledge.n_shadow_models)
         phi_refs = self._reference_phi(refs.models, views, y)
-        per_record = use_per_record(self.variance, len(refs.models))
-        scores = lira_online_scores(phi_target, phi_refs, refs.in_candidates, refs.out_candidates, per_record=per_record)
-        details = self._details("online", len(refs.models), per_record, augmentation, len(views))
+        mode = resolve_variance(self.variance, len(refs.models))
+        scores = lira_online_scores(phi_target, phi_refs, refs.in_candidates, refs.out_candidates, variance=mode, center=self.center)
+        details = self._details("online", len(refs.models), mode, augmentation, len(views))
         return self._result(access, before, len(y), scores, details=details)
 
 
@@ -218,7 +272,7 @@ class LiraOfflineAttack(_LiraBase):
         augmentation, views = self._views(x)
         phi_target = self._target_phi(access, views, y)
         phi_refs = self._reference_phi(self.references, views, y)
-        per_record = use_per_record(self.variance, len(self.references))
-        scores = lira_offline_scores(phi_target, phi_refs, per_record=per_record)
-        details = self._details("offline", len(self.references), per_record, augmentation, len(views))
+        mode = resolve_variance(self.variance, len(self.references))
+        scores = lira_offline_scores(phi_target, phi_refs, variance=mode, center=self.center)
+        details = self._details("offline", len(self.references), mode, augmentation, len(views))
         return self._result(access, before, len(y), scores, details=details)

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from miaudit.attacks.lira import lira_offline_scores, lira_online_scores, use_per_record
+from miaudit.attacks.lira import lira_offline_scores, lira_online_scores, resolve_variance
 from miaudit.attacks.rmia import A_GRID, DEFAULT_A, likelihood_ratio, marginal, population_fraction
 from miaudit.errors import ConfigError, InputError
 from miaudit.text.attacks import TEXT_ATTACKS, TOKEN_LOGPROBS, Scorer, TextAttack, _check_stats
@@ -129,19 +129,23 @@ RMIA = "Zarifzadeh et al., Low-Cost High-Power Membership Inference Attacks, ICM
 
 
 @_register("lira", LIRA, "online", (TOKEN_LOGPROBS, ONLINE_REFERENCE_LMS))
-def lira_text_scores(target: Sequence[TokenStats], references: ReferenceSet, *, variance: str = "auto") -> np.ndarray:
+def lira_text_scores(
+    target: Sequence[TokenStats], references: ReferenceSet, *, variance: str = "auto", center: str = "mean"
+) -> np.ndarray:
     """``log N(phi; mu_in, sigma_in) - log N(phi; mu_out, sigma_out)``, phi the mean token
     log-likelihood, the Gaussians from the references that trained on the document (IN) and not."""
     mask = np.asarray(references.in_mask, dtype=bool)
-    per_record = use_per_record(variance, references.k)
-    return lira_online_scores(document_statistic(target), _stack(references.evaluated), mask, ~mask, per_record=per_record)
+    mode = resolve_variance(variance, references.k)
+    return lira_online_scores(document_statistic(target), _stack(references.evaluated), mask, ~mask, variance=mode, center=center)
 
 
 @_register("lira-offline", LIRA, "offline", (TOKEN_LOGPROBS, REFERENCE_LMS))
-def lira_offline_text_scores(target: Sequence[TokenStats], references: ReferenceSet, *, variance: str = "auto") -> np.ndarray:
+def lira_offline_text_scores(
+    target: Sequence[TokenStats], references: ReferenceSet, *, variance: str = "auto", center: str = "mean"
+) -> np.ndarray:
     """``log Phi((phi - mu_out) / sigma_out)`` over the OUT references (all of them, offline)."""
-    per_record = use_per_record(variance, references.k)
-    return lira_offline_scores(document_statistic(target), _stack(references.evaluated), per_record=per_record)
+    mode = resolve_variance(variance, references.k)
+    return lira_offline_scores(document_statistic(target), _stack(references.evaluated), variance=mode, center=center)
 
 
 def _likelihood(stats: np.ndarray) -> np.ndarray:
