@@ -60,6 +60,8 @@ def distil_trajectories(
     if soft.shape != (len(x_np), num_classes):
         raise ValueError(f"soft labels shaped {soft.shape}, expected {(len(x_np), num_classes)}")
     stats = input_stats(x_np) if getattr(recipe, "standardize", False) else None
+    if getattr(recipe, "augment", "none") != "none":
+        raise ConfigError("the loss trajectory's distillation does not augment; audit this target without the augment training option")
 
     def prepared(x: np.ndarray) -> np.ndarray:
         arr = as_features(x)

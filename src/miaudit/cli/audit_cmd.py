@@ -64,6 +64,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--epochs", type=int, default=None, help="override the training recipe's epochs")
     p.add_argument("--standardize", choices=["auto", "yes", "no"], default="auto", help="standardize inputs inside targets trained here, with statistics of their own training records (auto: yes for user files)")
+    p.add_argument("--augment", choices=["none", "flip-crop"], default="none", help="training augmentation of image models trained here, target and the attacker's alike (flip-crop: random crop with 4-pixel padding and horizontal flip)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for confidence intervals")
     p.add_argument("--fail-on-leak", default=None, metavar="LEVEL", help="exit 1 when the verdict is at least LEVEL (low | medium | high): a CI gate")
     p.add_argument("--cache-dir", default=None, help="model cache (default: $MIAUDIT_CACHE_DIR or ~/.miaudit/cache)")
@@ -232,6 +233,8 @@ def config_from_args(args: argparse.Namespace) -> object:
     user_file = bool(args.dataset) and Path(args.dataset).expanduser().exists()
     if args.standardize == "yes" or (args.standardize == "auto" and user_file):
         recipe["standardize"] = True
+    if args.augment != "none":
+        recipe["augment"] = args.augment
     options = tabular_options(args)
     csv_options = {"categorical": options.categorical, "impute": options.impute, "ignore_columns": options.ignore_columns}
     return AuditConfig(

@@ -91,6 +91,10 @@ def train_module(
             "training-time defenses do not support the standardize training option yet; "
             "standardize the data before the audit or train without the defense"
         )
+    if getattr(recipe, "augment", "none") != "none":  # nor on augmented ones
+        from miaudit.errors import ConfigError
+
+        raise ConfigError("training-time defenses do not support training augmentation yet; train without the defense or without augment")
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.ascontiguousarray(y))
     model.train()

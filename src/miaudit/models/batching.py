@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
+from miaudit.models.augmentation import Draws, augment_generator, draw_epoch
 from miaudit.models.seeding import epoch_permutation, order_generator
 
 
@@ -41,6 +42,7 @@ class ChunkPlan:
         self.active = [sum(1 for n in self.steps if n > s) for s in range(self.max_steps)]
         self.groups = _runs(self.steps)
         self._generators = [order_generator(seeds[i]) for i in self.stack_order]
+        self._augmenters = [augment_generator(seeds[i]) for i in self.stack_order]
         self.weights = self._row_weights()
         self._base = self._padding()
 
@@ -54,6 +56,23 @@ class ChunkPlan:
         for k, (subset, gen) in enumerate(zip(self.subsets, self._generators, strict=True)):
             flat[k, : len(subset)] = subset[epoch_permutation(len(subset), gen)]
         return flat.view(self.num_models, self.max_steps, self.batch_size).transpose(0, 1).contiguous()
+
+    def epoch_augmentation(self, padding: int) -> Draws:
+        """Each model's augmentation of the next epoch (:mod:`miaudit.models.augmentation`),
+        drawn as ``train_one`` draws it and laid out like :meth:`epoch_indices`: fields shaped
+        (max_steps, num_models, batch_size); padding rows get no flip and no shift."""
+        total = self.max_steps * self.batch_size
+        flip = torch.zeros(self.num_models, total, dtype=torch.bool)
+        dy = torch.zeros(self.num_models, total, dtype=torch.int64)
+        dx = torch.zeros(self.num_models, total, dtype=torch.int64)
+        for k, (subset, gen) in enumerate(zip(self.subsets, self._augmenters, strict=True)):
+            d = draw_epoch(gen, len(subset), padding)
+            flip[k, : len(subset)], dy[k, : len(subset)], dx[k, : len(subset)] = d.flip, d.dy, d.dx
+
+        def layout(t: torch.Tensor) -> torch.Tensor:
+            return t.view(self.num_models, self.max_steps, self.batch_size).transpose(0, 1).contiguous()
+
+        return Draws(layout(flip), layout(dy), layout(dx))
 
     def _row_weights(self) -> torch.Tensor:
         """(max_steps, num_models, batch_size) float32: 1/rows for real rows, 0 for padding."""

@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from miaudit.errors import ConfigError
 from miaudit.models.architectures import ArchConfig
+from miaudit.models.augmentation import Draws, apply, check_augmentable
 from miaudit.models.batching import ChunkPlan
 from miaudit.models.optim import OPTIMIZERS
 from miaudit.models.recipe import TrainingRecipe
@@ -38,6 +40,7 @@ class StackedEngine(ABC):
 
     params: list[torch.Tensor]
     input_stats: tuple[torch.Tensor, torch.Tensor] | None
+    augments = False  # whether gradients() applies augment_batch (image engines)
 
     def __init__(
         self,
@@ -50,6 +53,10 @@ class StackedEngine(ABC):
         input_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         self.input_stats = input_stats
+        self.draws: Draws | None = None  # the current epoch's augmentation, when the recipe augments
+        check_augmentable(arch.name, tuple(input_shape), recipe.augment)
+        if recipe.augment != "none" and not self.augments:  # a new engine must opt in
+            raise ConfigError(f"the {type(self).__name__} bank engine does not augment; augmentation {recipe.augment!r} needs an image architecture")
         self.arch = arch
         self.recipe = recipe
         self.input_shape = input_shape
@@ -80,6 +87,16 @@ class StackedEngine(ABC):
     def begin_epoch(self, idx: torch.Tensor) -> None:
         """Called with the epoch's record indices (max_steps, num_models, batch_size) before its steps."""
 
+    def augment_batch(self, xb: torch.Tensor, step: int, rows: int) -> torch.Tensor:
+        """The gathered (rows, batch, C, H, W) images of models ``[0, rows)`` at ``step``,
+        augmented as each model's ``train_one`` would (the recipe's ``augment``; as is for "none")."""
+        if self.draws is None:
+            return xb
+        shape = xb.shape
+        draws = self.draws[step, :rows]
+        flat = Draws(draws.flip.reshape(-1), draws.dy.reshape(-1), draws.dx.reshape(-1))
+        return apply(xb.reshape(-1, *shape[2:]), flat, self.recipe.crop_padding).view(shape)
+
     def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The form of the data set's features that :meth:`gradients` indexes (default: as is)."""
         return x
@@ -97,6 +114,7 @@ class StackedEngine(ABC):
             for epoch in range(recipe.epochs):
                 lr = learning_rate(recipe, epoch)
                 idx = plan.epoch_indices()
+                self.draws = plan.epoch_augmentation(recipe.crop_padding) if recipe.augment != "none" else None
                 labels = y[idx]
                 self.begin_epoch(idx)
                 for step, rows in enumerate(plan.active):

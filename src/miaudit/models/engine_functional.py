@@ -20,6 +20,7 @@ from miaudit.models.engine_base import ENGINES, StackedEngine
 
 @ENGINES.register("functional")
 class FunctionalEngine(StackedEngine):
+    augments = True
     def setup(self) -> None:
         params, buffers = stack_module_state(self.modules)
         self.names = list(params)
@@ -38,7 +39,7 @@ class FunctionalEngine(StackedEngine):
     def gradients(
         self, x: torch.Tensor, step: int, idx: torch.Tensor, y: torch.Tensor, w: torch.Tensor, rows: int
     ) -> Sequence[torch.Tensor]:
-        xb = self.standardize_batch(x[idx], rows)  # (rows, batch, *input_shape)
+        xb = self.augment_batch(self.standardize_batch(x[idx], rows), step, rows)  # (rows, batch, *input_shape)
         p = {n: t[:rows] for n, t in self.stacked.items()}
         b = {n: t[:rows] for n, t in self.buffers.items()}
         with torch.enable_grad():

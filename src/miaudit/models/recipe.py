@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from miaudit.errors import ConfigError
+from miaudit.models.augmentation import AUGMENTS
 from miaudit.models.optim import OPTIMIZERS
 from miaudit.models.schedules import SCHEDULE_PARAMS, SCHEDULES
 
@@ -36,6 +37,10 @@ class TrainingRecipe:
     ``miaudit.models.standardize``): the target with its members', each shadow or reference
     model with its own subset's. Like ``milestones``, it appears in :meth:`to_dict` (and cache
     keys) only when True, so recipes without it keep their keys.
+
+    ``augment="flip-crop"`` (image models only) trains on randomly cropped (``crop_padding``
+    zeros each side) and mirrored images, drawn per model, epoch and visit from the model's seed
+    (``miaudit.models.augmentation``); ``"none"`` (default) leaves :meth:`to_dict` as before.
     """
 
     optimizer: str = "adam"
@@ -48,6 +53,8 @@ class TrainingRecipe:
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
     standardize: bool = False
+    augment: str = "none"
+    crop_padding: int = 4
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -74,6 +81,13 @@ class TrainingRecipe:
         if not isinstance(self.standardize, (bool, np.bool_)):
             raise ConfigError(f"training option standardize must be true or false, got {self.standardize!r}")
         object.__setattr__(self, "standardize", bool(self.standardize))
+        if self.augment not in AUGMENTS:
+            raise ConfigError(f"unknown training augmentation {self.augment!r}; choose one of: {', '.join(AUGMENTS)}")
+        if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, numbers.Integral) or self.crop_padding < 0:
+            raise ConfigError(f"training option crop_padding must be a whole number >= 0, got {self.crop_padding!r}")
+        if self.augment == "none" and self.crop_padding != _DEFAULTS["crop_padding"]:
+            raise ConfigError("training option crop_padding applies to augment=flip-crop only")
+        object.__setattr__(self, "crop_padding", int(self.crop_padding))
         if self.schedule == "step" and not self.milestones:
             raise ConfigError("the step schedule needs milestones (epochs at which the rate is multiplied by gamma)")
         # Normalise numpy scalars and ints given for floats (lr=1) so that equal recipes hash alike.
@@ -88,10 +102,12 @@ class TrainingRecipe:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields; ``milestones``/``gamma`` only when the schedule uses them,
-        ``standardize`` only when True."""
+        ``standardize`` only when True, ``augment``/``crop_padding`` only with augmentation."""
         data = asdict(self)
         if not self.standardize:
             del data["standardize"]
+        if self.augment == "none":
+            del data["augment"], data["crop_padding"]
         used = SCHEDULE_PARAMS.get(self.schedule, ())
         for name in ("milestones", "gamma"):
             if name not in used:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from miaudit.models.architectures import ArchConfig, build_module, init_module
+from miaudit.models.augmentation import apply, augment_generator, check_augmentable, draw_epoch
 from miaudit.models.inputs import as_features, as_labels, check_num_classes, to_tensors
 from miaudit.models.optim import OPTIMIZERS
 from miaudit.models.recipe import TrainingRecipe
@@ -55,19 +56,24 @@ def train_one(
     if stats is not None:
         x_np = standardize(x_np, *stats)
     xt, yt = to_tensors(x_np, as_labels(y, len(x_np), num_classes))
+    check_augmentable(arch.name, tuple(x_np.shape[1:]), recipe.augment)
     model = new_model(arch, tuple(x_np.shape[1:]), num_classes, seed)
     model.train()
     optimizer = OPTIMIZERS.get(recipe.optimizer).torch(model.parameters(), recipe)
     order = order_generator(seed)
+    augmenting = recipe.augment != "none"
+    augmenter = augment_generator(seed) if augmenting else None
     n, bs = len(xt), recipe.batch_size
     for epoch in range(recipe.epochs):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(recipe, epoch)
         perm = epoch_permutation(n, order)
+        draws = draw_epoch(augmenter, n, recipe.crop_padding) if augmenter is not None else None
         for step in range(math.ceil(n / bs)):
             idx = perm[step * bs : (step + 1) * bs]
+            xb = xt[idx] if draws is None else apply(xt[idx], draws[step * bs : (step + 1) * bs], recipe.crop_padding)
             optimizer.zero_grad()
-            loss = F.cross_entropy(model(xt[idx]), yt[idx])
+            loss = F.cross_entropy(model(xb), yt[idx])
             loss.backward()
             optimizer.step()
     return model.eval() if stats is None else Standardized(model, *stats).eval()
