@@ -107,6 +107,31 @@ def test_audit_text_via_endpoint_scores_as_via_the_folder(served, folder, tmp_pa
     assert by_dir["threat_model"].startswith("gray-box") and by_url["config"]["endpoint"] == url
 
 
+def test_reference_base_gives_lira_and_rmia_on_an_endpoint_as_on_the_folder(served, folder, tmp_path, capsys):
+    url, _, tok, _ = served
+    files = folder[1]
+    base = tmp_path / "base"
+    save_lm(build_lm("tiny", len(tok), 0), tok, base)  # the start the served model was trained from
+    own = ["--train", str(files["members"]), "--test", str(files["nonmembers"]), "--pool-file", str(files["pool"]), "--reference-base",
+           str(base), "--references", "2", "--epochs", "3", "--attacks", "lira,rmia,rmia-offline,reference,loss", "--quiet", "--no-report"]  # fmt: skip
+    assert main(["audit-text", "--model-dir", str(folder[0]), *own, "--out", str(tmp_path / "dir")]) == 0
+    assert main(["audit-text", "--endpoint", url, "--api-key", KEY, *own, "--out", str(tmp_path / "url")]) == 0
+    by_url = json.loads((tmp_path / "url" / "results.json").read_text())
+    assert set(by_url["attacks"]) == {"lira", "rmia", "rmia-offline", "reference", "loss"}
+    assert by_url["attacks"]["lira"]["details"]["reference_models"] == 2 and by_url["target"]["reference_base"] == str(base)
+    a = np.genfromtxt(tmp_path / "dir" / "scores.csv", delimiter=",", names=True)
+    b = np.genfromtxt(tmp_path / "url" / "scores.csv", delimiter=",", names=True)
+    for name in a.dtype.names:  # the same references (cached), the same target statistics over HTTP
+        assert np.allclose(a[name], b[name], rtol=1e-9, atol=1e-9), name
+    foreign = tmp_path / "foreign"
+    other = train_tokenizer(documents(80, seed=9), vocab_size=280, seed=0)
+    save_lm(build_lm("tiny", len(other), 0), other, foreign)
+    args = ["--endpoint", url, "--api-key", KEY, *own, "--out", str(tmp_path / "bad")]
+    args[args.index(str(base))] = str(foreign)
+    capsys.readouterr()
+    assert "another tokenizer than the --endpoint's model" in _one_line_exit_2(capsys, args)
+
+
 def _one_line_exit_2(capsys, args):
     assert main(["audit-text", *args, "--quiet", "--no-report"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -71,7 +71,7 @@ def test_without_a_base_the_reference_set_attacks_are_skipped_with_the_flag_to_g
 @pytest.mark.parametrize(
     "extra, fragment",
     [
-        (["--reference-base", "BASE"], "--reference-base goes with --model-dir and --pool-file"),
+        (["--reference-base", "BASE"], "--reference-base goes with --model-dir (or --endpoint) and --pool-file"),
         (["--reference-base", "FOREIGN", "--pool-file", "POOL"], "another tokenizer"),
         (["--reference-base", "BASE", "--pool-file", "POOL", "--lr", "-1"], "lr must be a positive number"),
     ],

@@ -120,8 +120,8 @@ class TextAuditConfig:
         from miaudit.text.reference_lms import check_references
 
         check_references(self.references)
-        if self.reference_base is not None and (self.model_dir is None or self.pool_file is None):
-            raise ConfigError("--reference-base goes with --model-dir and --pool-file: the reference LMs are that base fine-tuned on your own text")
+        if self.reference_base is not None and (not self.own_model or self.pool_file is None):
+            raise ConfigError("--reference-base goes with --model-dir (or --endpoint) and --pool-file: the reference LMs are that base fine-tuned on your own text")
         if self.pool_file is not None and not self.own_model:
             raise ConfigError("--pool-file is for your own model (--model-dir); a model trained here takes the attacker's pool from the corpus (--pool)")
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
@@ -204,7 +204,11 @@ def _own_model(config: TextAuditConfig, variants: set[str], api_key: str | None 
     sets: dict[str, Any] = {}
     if base is not None:
         base_model, base_tokenizer = base
-        _check_same_tokenizer(tokenizer, base_tokenizer, [*members[:50], *pool[:50]])
+        sample = [*members[:50], *pool[:50]]
+        if tokenizer is None:  # an endpoint: the references and the reference attack use the base's tokenizer, if it is the server's
+            _check_endpoint_tokenizer(target, base_model, base_tokenizer, sample)
+            tokenizer = base_tokenizer
+        _check_same_tokenizer(tokenizer, base_tokenizer, sample)
         recipe = {"epochs": config.epochs, "lr": config.lr, "seed": config.seed}
         if reference is None:
             reference, ref_tokenizer = train_lm(copy.deepcopy(base_model), tokenizer, list(pool), **recipe), tokenizer
@@ -224,6 +228,18 @@ def _reference_base(config: TextAuditConfig, pool: tuple[str, ...]) -> tuple[Any
     return load_lm(config.reference_base)
 
 
+def _check_endpoint_tokenizer(endpoint: Any, base_model: Any, base_tokenizer: Any, sample: list[str]) -> None:
+    """The base must split text as the served model does, in the same context length."""
+    from miaudit.text.lm import _context
+
+    served = [list(ids) for ids in endpoint.token_ids(sample)]
+    mine = [base_tokenizer(t, add_special_tokens=False)["input_ids"] for t in sample]
+    if len(base_tokenizer) != endpoint.vocab_size or served != mine:
+        raise ConfigError("--reference-base has another tokenizer than the --endpoint's model; give the model it was fine-tuned from")
+    if _context(base_model) != endpoint.context_length:
+        raise ConfigError(f"--reference-base has a {_context(base_model)}-token context, the --endpoint's model {endpoint.context_length}; give the model it was fine-tuned from")
+
+
 def _check_same_tokenizer(target: Any, base: Any, sample: list[str]) -> None:
     """The references are scored with the target's tokenizer, so the base must share it."""
     same = len(target) == len(base) and all(
@@ -237,7 +253,7 @@ def _reference_sets(config: TextAuditConfig, variants: set[str], base: Any, toke
                     evaluated: list[str], recipe: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """K reference LMs of each of ``variants`` from ``base`` (left untouched) with ``recipe``,
     with the target's statistics of the pool (RMIA's population)."""
-    from miaudit.text.lm import token_statistics
+    from miaudit.text.lm_endpoint import lm_scorer
     from miaudit.text.reference_lms import train_reference_set
 
     from miaudit.models.cache import ModelCache
@@ -247,7 +263,7 @@ def _reference_sets(config: TextAuditConfig, variants: set[str], base: Any, toke
             for v in sorted(variants)}  # fmt: skip
     if not sets:
         return {}
-    on_pool = tuple(token_statistics(target, tokenizer, pool))
+    on_pool = tuple(lm_scorer(target, tokenizer).token_statistics(pool))  # a folder's or an endpoint's
     return {v: dataclasses.replace(s, target_population=on_pool) for v, s in sets.items()}
 
 
@@ -274,7 +290,6 @@ def _selected(config: TextAuditConfig) -> tuple[list[str], dict[str, str]]:
         for name in [n for n in names if n in reference_attack_names()]:
             names.remove(name)
             skipped[name] = ("needs K reference LMs trained like the target: give --reference-base (the model it was fine-tuned from) and --pool-file"
-                             + (" (with --model-dir; not built for an --endpoint yet)" if config.endpoint is not None else "")
                              if config.own_model else "needs K reference LMs trained on an attacker's pool of at least 2 documents: raise --pool")  # fmt: skip
     if not has_pool:
         for name in [n for n in names if n in EXTRA_INPUTS]:

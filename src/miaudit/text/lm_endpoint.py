@@ -146,14 +146,20 @@ class LMEndpoint:
         """Each vocabulary entry's Laplace-smoothed frequency in ``texts`` as the server's
         tokenizer splits them: ``(count + 1) / (total + V)`` (as :func:`miaudit.text.lm.token_frequencies`)."""
         counts = np.zeros(self.vocab_size, dtype=np.float64)
+        for ids in self.token_ids(texts):
+            counts += np.bincount(ids, minlength=self.vocab_size)
+        return (counts + 1.0) / (counts.sum() + self.vocab_size)
+
+    def token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Each text's token ids as the server's tokenizer splits it, in full (``/v1/tokenize``)."""
+        out: list[np.ndarray] = []
         for batch in self._batches(_documents(texts), 0):
             answer = self._request("POST", "/v1/tokenize", {"documents": batch})
             rows = answer.get("token_ids")
             if not isinstance(rows, list) or len(rows) != len(batch):
                 raise self._bad(f"token ids for {len(rows) if isinstance(rows, list) else 'no'} of {len(batch)} texts")
-            for i, row in enumerate(rows):
-                counts += np.bincount(self._ids_of(row, f"text {i}'s token ids"), minlength=self.vocab_size)
-        return (counts + 1.0) / (counts.sum() + self.vocab_size)
+            out.extend(self._ids_of(row, f"text {i}'s token ids") for i, row in enumerate(rows))
+        return out
 
     # -- requests and their checks -------------------------------------------------------------
 
