@@ -59,3 +59,27 @@ def test_width_changes_the_trained_module(task, hidden, widths, text):
 
 def test_the_spec_records_a_changed_width():
     assert parse_defense("dpsgd:hidden=32").spec() == "dpsgd:hidden=32"
+
+
+def test_pretrain_is_validated_and_needs_reference_records(task):
+    with pytest.raises(ConfigError) as err:
+        parse_defense("dpsgd:pretrain=members")
+    assert "pretrain" in str(err.value) and "\n" not in str(err.value)
+    params = parse_defense("dpsgd:epsilon=none,noise_multiplier=1,epochs=1,batch_size=40,accountant=rdp,pretrain=reference").params
+    with pytest.raises(ConfigError) as err:
+        train_dp(task, params)  # the task holds no reference records
+    assert "reference" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_pretrain_reference_trains_on_the_reference_records_first(task):
+    import dataclasses
+
+    members, reference = np.arange(40), np.arange(40, 80)
+    with_ref = dataclasses.replace(task, private_idx=members, reference_idx=reference, recipe=TrainingRecipe(epochs=1))
+    params = parse_defense("dpsgd:epsilon=none,noise_multiplier=1,epochs=1,batch_size=20,accountant=rdp").params
+    plain, info = train_dp(with_ref, params)
+    pre, pre_info = train_dp(with_ref, {**params, "pretrain": "reference"})
+    assert info["pretrain"] == "none" and info["pretrain_records"] == 0
+    assert pre_info["pretrain"] == "reference" and pre_info["pretrain_records"] == 40
+    assert pre_info["records"] == 40 and pre_info["epsilon"] == info["epsilon"]  # epsilon covers the members only
+    assert not all(np.allclose(a.detach(), b.detach()) for a, b in zip(plain.parameters(), pre.parameters()))

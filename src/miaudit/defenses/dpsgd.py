@@ -136,7 +136,10 @@ def dp_model_options(task: TrainingTask, params: dict[str, Any]) -> dict[str, An
 class DPSGD(Defense):
     """DP-SGD (Abadi et al., CCS 2016) with its own recipe (:data:`DP_RECIPE`), optionally a
     learning-rate search on the defender's own records (``tune=true``, ``lr_grid=a/b/c``,
-    ``tune_fraction``; Papernot & Steinke, ICLR 2022, on what tuning costs in privacy)."""
+    ``tune_fraction``; Papernot & Steinke, ICLR 2022, on what tuning costs in privacy), its own
+    model width (``hidden``: :data:`DP_HIDDEN`) and optional non-private pretraining on the
+    defender's reference records (``pretrain=reference``: those records are not members and get
+    no protection; epsilon covers the members only)."""
 
     name = "dpsgd"
     paper = "Abadi et al., CCS 2016 (DP-SGD), via Opacus"
@@ -151,6 +154,7 @@ class DPSGD(Defense):
         "lr_grid": "0.003/0.01/0.03",
         "tune_fraction": 0.2,
         "hidden": DP_HIDDEN,
+        "pretrain": "none",
     }
 
     def validate(self) -> None:
@@ -177,6 +181,8 @@ class DPSGD(Defense):
 
         parse_lr_grid(self.params["lr_grid"])
         parse_hidden(self.params["hidden"])
+        if self.params["pretrain"] not in ("none", "reference"):
+            raise ConfigError(f"defense 'dpsgd': pretrain must be none or reference, got {self.params['pretrain']!r}")
         dp_recipe(self.params)  # optimizer and schedule names checked against their registries
 
     def build(self, task: TrainingTask) -> DefendedModel:
@@ -238,6 +244,16 @@ def train_dp(
     batch_size = min(recipe.batch_size, len(y))
     options = dp_model_options(task, params)
     module = new_module(dataclasses.replace(task, options=options))
+    pretrained = 0
+    if params.get("pretrain", "none") == "reference":
+        # Public-data pretraining (Tramer & Boneh, ICLR 2021; De et al. 2022): the task's
+        # non-private recipe on the defender's reference records, which are not members and so
+        # not covered by epsilon (they get no protection); then DP-SGD on the members.
+        from miaudit.defenses.training import train_module
+
+        ref = task.reference("dpsgd pretrain=reference")
+        train_module(module, task.x[ref], np.asarray(task.y[ref], dtype=np.int64), task.recipe, seed=derive_seed(task.seed, "dpsgd/pretrain"))
+        pretrained = int(len(ref))
     module.train()
     optimizer = OPTIMIZERS.get(recipe.optimizer).torch(module.parameters(), recipe)
     with torch.random.fork_rng():
@@ -295,6 +311,8 @@ def train_dp(
         "model": task.model,
         "model_options": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(options.items())},  # what ran
         "model_parameters": int(sum(p.numel() for p in plain.parameters())),
+        "pretrain": params.get("pretrain", "none"),
+        "pretrain_records": pretrained,  # reference records trained on without DP (not covered by epsilon)
         "accountant": params["accountant"],
         "recipe_source": "dpsgd defaults (DP_RECIPE) and the spec's changes; the task's non-private recipe is not used",
     }
