@@ -82,3 +82,13 @@ def test_the_audit_flag_refuses_tabular_data_in_one_line(tmp_path, capsys):
     rc = main(["audit", "--dataset", "digits", "--augment", "flip-crop", "--attacks", "loss", "--bootstrap", "0", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "is for images" in err[0] and "Traceback" not in err[0]
+
+
+def test_lira_queries_the_training_augmentation_by_default():
+    from miaudit.attacks.augment import resolve
+
+    name, views = resolve("auto", (3, 8, 8), "flip-crop")  # identity and mirror, as the authors query flip-trained models
+    assert name == "flip" and len(views) == 2
+    assert resolve("auto", (3, 8, 8), "none")[0] == "flip-shift" == resolve("auto", (3, 8, 8))[0]  # unaugmented: as before
+    assert resolve("auto", (12,), "flip-crop")[0] == "none"
+    assert resolve("none", (3, 8, 8), "flip-crop")[0] == "none"  # an explicit choice wins

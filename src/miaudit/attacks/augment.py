@@ -65,10 +65,16 @@ def _flips_and_shifts() -> list[View]:
     return [_shifted(dy, dx, flip) for flip in (False, True) for dy, dx in SHIFTS]
 
 
-def resolve(name: str, input_shape: tuple[int, ...]) -> tuple[str, list[View]]:
-    """The views for ``name`` ("auto": flip-shift for images, none otherwise) and the name used."""
+def resolve(name: str, input_shape: tuple[int, ...], trained_with: str | None = None) -> tuple[str, list[View]]:
+    """The views for ``name`` and the name used. "auto": the training augmentation's views when
+    the attacker knows the target's recipe augments (``trained_with="flip-crop"``: identity and
+    mirror, as Carlini et al. query their flip-trained models), else flip-shift for images and
+    none otherwise."""
     if name == "auto":
-        name = "flip-shift" if len(input_shape) == 3 else "none"
+        if trained_with == "flip-crop" and len(input_shape) == 3:
+            name = "flip"
+        else:
+            name = "flip-shift" if len(input_shape) == 3 else "none"
     views = AUGMENTATIONS.get(name)()
     if name != "none" and len(input_shape) != 3:
         raise ConfigError(f"query augmentation {name!r} needs images shaped (C, H, W), the records are shaped {input_shape}")

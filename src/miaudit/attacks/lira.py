@@ -199,7 +199,9 @@ class _LiraBase(Attack):
         self.knowledge: AttackerKnowledge | None = None
 
     def _views(self, x: np.ndarray) -> tuple[str, list[np.ndarray]]:
-        name, views = augment.resolve(self.augmentation, tuple(np.shape(x)[1:]))
+        model = self.knowledge.model if self.knowledge is not None else None
+        trained_with = getattr(getattr(model, "recipe", None), "augment", None)  # what the attacker knows of the recipe
+        name, views = augment.resolve(self.augmentation, tuple(np.shape(x)[1:]), trained_with)
         return name, augment.views_of(x, views)
 
     @staticmethod
@@ -259,6 +261,7 @@ class LiraOfflineAttack(_LiraBase):
         self.references: list[Any] | None = None
 
     def fit(self, knowledge: AttackerKnowledge) -> LiraOfflineAttack:
+        self.knowledge = knowledge
         self.references = [s.model for s in train_shadow_models(knowledge, knowledge.n_shadow_models)]
         if self.variance == "per-record" and len(self.references) < 2:
             raise ConfigError("a per-record variance needs at least 2 reference models; raise --reference-models")
