@@ -25,6 +25,9 @@ def main() -> None:
     p.add_argument("--epochs", default="8,20,40,80", help="comma-separated epoch counts")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels", default="", help="the cnn's convolution widths, e.g. 32,64,128 (default: the cnn's own)")
+    p.add_argument("--hidden", default="", help="the cnn's dense widths, e.g. 128 (default: the cnn's own)")
+    p.add_argument("--augments", default="none,flip-crop", help="comma-separated recipes' augment values")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -35,12 +38,14 @@ def main() -> None:
     idx = np.random.default_rng(args.seed).choice(len(ds.y), args.records, replace=False)
     train, test = idx[: args.records // 2], idx[args.records // 2 :]
     x = np.asarray(ds.x, dtype=np.float32)
-    print(f"cifar10, cnn (default), {len(train)} train / {len(test)} test images, seed {args.seed}")
+    options = {name: tuple(int(v) for v in value.split(",")) for name, value in (("channels", args.channels), ("hidden", args.hidden)) if value}
+    arch = ArchConfig.of("cnn", **options)
+    print(f"cifar10, cnn {options or '(default)'}, {len(train)} train / {len(test)} test images, seed {args.seed}, {args.threads} thread(s)")
     print("| augment | epochs | train accuracy | test accuracy | seconds |\n|---|---:|---:|---:|---:|")
-    for augment in ("none", "flip-crop"):
+    for augment in args.augments.split(","):
         for epochs in (int(e) for e in args.epochs.split(",")):
             start = time.perf_counter()
-            model = train_one(ArchConfig.of("cnn"), TrainingRecipe(epochs=epochs, augment=augment), x[train], ds.y[train],
+            model = train_one(arch, TrainingRecipe(epochs=epochs, augment=augment), x[train], ds.y[train],
                               num_classes=10, seed=args.seed)  # fmt: skip
             with torch.no_grad():
                 acc = [float((model(torch.from_numpy(x[s])).argmax(1).numpy() == ds.y[s]).mean()) for s in (train, test)]
