@@ -11,6 +11,15 @@ the other half, three ways in one process:
 Prints seconds per model, the speed-ups (a)/(c) and (b)/(c), and mean test accuracy (± std).
 The three ways run interleaved in ``--rounds`` rounds, so that a slow spell of a shared machine
 does not fall on one of them only. Example: ``python benchmarks/train_throughput.py --baseline-models 8``.
+
+``--part cnn``: the image path instead. ``--models`` (default 16) default ``cnn``s on CIFAR-10,
+each on a random half of ``--cnn-records`` images (tested on the other half), ``--epochs``
+(default 3 here), trained (b) one at a time with ``train_one`` and (c) in the ModelBank with its
+image engine (``looped``: channels-last, one stacked optimizer step) and (d) with the older
+``torch.func.vmap`` engine (``functional``); prints seconds per model, the speed-ups, test
+accuracies, and the achieved GFLOP/s (a training step's FLOPs counted by
+``torch.utils.flop_counter``) beside a 2048 x 2048 float32 matmul's, measured in the same run.
+Example: ``python benchmarks/train_throughput.py --part cnn --threads 2``.
 """
 
 from __future__ import annotations
@@ -81,11 +90,94 @@ def split_rounds(count: int, rounds: int) -> list[list[int]]:
     return [[int(i) for i in part] for part in np.array_split(np.arange(count), rounds)]
 
 
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matmul rate at ``size`` (best of ``repeats``), in GFLOP/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def step_flops(arch: ArchConfig, shape: tuple[int, ...], num_classes: int, batch: int) -> int:
+    """FLOPs of one training step (forward and backward) of one model on ``batch`` records."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = new_model(arch, shape, num_classes, 0).train()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        F.cross_entropy(model(torch.randn(batch, *shape)), torch.zeros(batch, dtype=torch.int64)).backward()
+    return int(counter.get_total_flops())
+
+
+def run_cnn(args: argparse.Namespace) -> None:
+    """The image part (see the module docstring)."""
+    from miaudit.models.architectures import ARCHITECTURES
+
+    ds = load_dataset("cifar10", os.environ.get("MIAUDIT_DATA_DIR") or SHARED_DATA, download=False)
+    rng = np.random.default_rng(0)
+    picked = rng.choice(len(ds.y), args.cnn_records, replace=False)
+    x, y = np.asarray(ds.x[picked], dtype=np.float32), ds.y[picked]
+    n, num_classes, shape = len(x), 10, tuple(x.shape[1:])
+    arch = ArchConfig.of("cnn")
+    recipe = TrainingRecipe(optimizer="adam", lr=1e-3, epochs=args.epochs or 3, batch_size=64)
+    splits = [rng.permutation(n) for _ in range(args.models)]
+    train_sets, test_sets = [np.sort(p[: n // 2]) for p in splits], [np.sort(p[n // 2 :]) for p in splits]
+    n_base = min(args.baseline_models or 4, args.models)
+    print(f"CIFAR-10: {n} images, each model on {n // 2}; default cnn; Adam 1e-3, {recipe.epochs} epochs, batch 64; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads; bank: {args.models} models, train_one: {n_base}")  # fmt: skip
+    spec = ARCHITECTURES.get("cnn")
+
+    def bank_with(engine: str) -> Callable[[list[int]], list[torch.nn.Module]]:
+        def train(ids: list[int]) -> list[torch.nn.Module]:
+            ARCHITECTURES.remove("cnn")
+            ARCHITECTURES.add("cnn", replace(spec, engine=engine))
+            try:
+                return ModelBank(arch, recipe, num_classes=num_classes, cache=None, progress=False).train(
+                    x, y, [train_sets[i] for i in ids], ids)  # fmt: skip
+            finally:
+                ARCHITECTURES.remove("cnn")
+                ARCHITECTURES.add("cnn", spec)
+
+        return train
+
+    ways = {
+        "b": Way("(b) train_one", lambda ids: [train_one(arch, recipe, x[train_sets[i]], y[train_sets[i]], num_classes=num_classes, seed=i)
+                                                for i in ids], [list(range(n_base))]),
+        "c": Way("(c) ModelBank, looped engine", bank_with("looped"), [list(range(args.models))]),
+        "d": Way("(d) ModelBank, vmap engine", bank_with("functional"), [list(range(args.models))]),
+    }  # fmt: skip
+    train_one(arch, replace(recipe, epochs=1), x[:128], y[:128], num_classes=num_classes, seed=0)  # warm-up
+    for way in ways.values():
+        if way.label[1] in args.skip:
+            continue
+        ids = way.rounds[0]
+        way.seconds = _timed(lambda: way.accuracies.extend(
+            accuracy(m, x[test_sets[i]], y[test_sets[i]], num_classes) for i, m in zip(ids, way.train(ids))))  # fmt: skip
+        way.count = len(ids)
+    flops = step_flops(arch, shape, num_classes, recipe.batch_size) * (n // 2 / recipe.batch_size) * recipe.epochs
+    peak = matmul_gflops()
+    base = ways["b"].seconds / max(ways["b"].count, 1)
+    for way in ways.values():
+        if way.count:
+            per = way.seconds / way.count
+            print(f"{way.label:<32s} {per:7.3f} s/model  {base / per:5.2f}x (b)  test acc {np.mean(way.accuracies):.4f} ± "
+                  f"{np.std(way.accuracies):.4f}  {flops / per / 1e9:6.1f} GFLOP/s")  # fmt: skip
+    print(f"2048 x 2048 float32 matmul on this machine: {peak:.1f} GFLOP/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=64, help="models trained by the bank (c)")
+    parser.add_argument("--part", choices=["mlp", "cnn"], default="mlp", help="mlp: Location30 (default); cnn: CIFAR-10 images")
+    parser.add_argument("--cnn-records", type=int, default=2000, help="--part cnn: CIFAR-10 images drawn (each model trains on half)")
+    parser.add_argument("--models", type=int, default=None, help="models trained by the bank (c) (default 64; --part cnn: 16)")
     parser.add_argument("--baseline-models", type=int, default=None, help="models for (a) and (b) (default: --models)")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=None, help="default 30 (--part cnn: 3)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--models-per-pass", type=int, default=None, help="ModelBank max_models_per_pass")
     parser.add_argument(
@@ -97,6 +189,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.part == "cnn":
+        args.models = args.models or 16
+        run_cnn(args)
+        return
+    args.models = args.models or 64
+    args.epochs = args.epochs or 30
     skip = set(filter(None, args.skip.split(",")))
 
     x, y = load_location30()

@@ -92,3 +92,10 @@ def test_lira_queries_the_training_augmentation_by_default():
     assert resolve("auto", (3, 8, 8), "none")[0] == "flip-shift" == resolve("auto", (3, 8, 8))[0]  # unaugmented: as before
     assert resolve("auto", (12,), "flip-crop")[0] == "none"
     assert resolve("none", (3, 8, 8), "flip-crop")[0] == "none"  # an explicit choice wins
+
+
+def test_the_augmenting_engines_are_the_ones_that_say_so():
+    from miaudit.models.augmentation import AUGMENTING_ENGINES
+    from miaudit.models.engine_base import ENGINES
+
+    assert {name for name in ENGINES.names() if ENGINES.get(name).augments} == set(AUGMENTING_ENGINES)

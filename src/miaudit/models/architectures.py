@@ -253,7 +253,7 @@ ARCHITECTURES.add(
     ArchSpec(
         build=_cnn,
         defaults={"channels": (16, 32), "hidden": (64,), "activation": "relu"},
-        engine="functional",
+        engine="looped",  # faster on a CPU than vmap's grouped convolutions (engine_looped)
         description="small CNN: conv3x3+pool blocks, then a linear head (1x8x8 .. 3x32x32 images)",
         validators={
             "channels": _positive_ints("channels", allow_empty=False),

@@ -26,6 +26,9 @@ from miaudit.models.seeding import derive_seed
 #: Recipe values of ``augment``: no augmentation, or random crop with padding plus horizontal flip.
 AUGMENTS = ("none", "flip-crop")
 
+#: The bank engines that augment (their ``augments`` attribute; a test keeps the two in step).
+AUGMENTING_ENGINES = ("functional", "looped")
+
 
 @dataclass(frozen=True)
 class Draws:
@@ -53,13 +56,13 @@ def draw_epoch(generator: torch.Generator, n: int, padding: int) -> Draws:
 
 def check_augmentable(arch_name: str, input_shape: tuple[int, ...], augment: str) -> None:
     """Augmentation other than "none" needs (channels, height, width) inputs and an image
-    architecture (one the bank trains with its functional engine, which augments: an MLP's
+    architecture (one the bank trains with an engine that augments: an MLP's
     batched-matmul engine does not, so neither does ``train_one`` for it)."""
     if augment == "none":
         return
     if len(input_shape) != 3:
         raise ConfigError(f"training augmentation {augment!r} is for images (channels, height, width); these inputs have shape {input_shape}")
-    if ARCHITECTURES.get(arch_name).engine != "functional":
+    if ARCHITECTURES.get(arch_name).engine not in AUGMENTING_ENGINES:
         raise ConfigError(f"training augmentation {augment!r} needs an image architecture (e.g. cnn), not {arch_name!r}")
 
 

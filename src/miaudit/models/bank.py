@@ -37,6 +37,7 @@ from torch import nn
 
 # Importing the engines registers them.
 import miaudit.models.engine_functional  # noqa: F401
+import miaudit.models.engine_looped  # noqa: F401
 import miaudit.models.engine_mlp  # noqa: F401
 from miaudit.errors import CacheError, ConfigError
 from miaudit.io_utils import sha256_arrays
