@@ -208,7 +208,8 @@ def _own_model(config: TextAuditConfig, variants: set[str], api_key: str | None 
         if tokenizer is None:  # an endpoint: the references and the reference attack use the base's tokenizer, if it is the server's
             _check_endpoint_tokenizer(target, base_model, base_tokenizer, sample)
             tokenizer = base_tokenizer
-        _check_same_tokenizer(tokenizer, base_tokenizer, sample)
+        else:
+            _check_same_tokenizer(tokenizer, base_tokenizer, sample)
         recipe = {"epochs": config.epochs, "lr": config.lr, "seed": config.seed}
         if reference is None:
             reference, ref_tokenizer = train_lm(copy.deepcopy(base_model), tokenizer, list(pool), **recipe), tokenizer
@@ -253,10 +254,9 @@ def _reference_sets(config: TextAuditConfig, variants: set[str], base: Any, toke
                     evaluated: list[str], recipe: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """K reference LMs of each of ``variants`` from ``base`` (left untouched) with ``recipe``,
     with the target's statistics of the pool (RMIA's population)."""
+    from miaudit.models.cache import ModelCache
     from miaudit.text.lm_endpoint import lm_scorer
     from miaudit.text.reference_lms import train_reference_set
-
-    from miaudit.models.cache import ModelCache
 
     cache = ModelCache() if config.use_cache else None
     sets = {v: train_reference_set(base, tokenizer, variant=v, k=config.references, pool=pool, evaluated=evaluated, cache=cache, **recipe)

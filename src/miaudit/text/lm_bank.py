@@ -5,8 +5,10 @@ Principles"; Zarifzadeh et al. 2024 for RMIA) need K reference LMs trained with 
 recipe — the attacker knows the training procedure and repeats it on its own halves of a pool
 (:mod:`miaudit.text.reference_lms`). The references of this toolkit are tiny (0.1M to 1M
 parameters besides the embeddings): one Hugging Face training step of one of them is mostly
-framework overhead (module calls, autograd bookkeeping, a 16 x 64 token batch), not
-arithmetic, so K of them trained one after another pay that overhead K times.
+framework overhead (module calls, autograd bookkeeping, a 16 x 64 token batch) as well as
+arithmetic, so K of them trained one after another pay that overhead K times. Measured
+(benchmarks/text_lm_bank.py, K = 16, 2 threads): 1.6x per model at ``tiny``, 0.9x at
+``small``, where the arithmetic dominates; :func:`bank_plan` keeps larger models out.
 
 What: the K models' parameters are stacked into tensors with a leading K dimension, the GPT-2
 forward pass is written by hand with batched matrix products (``torch.baddbmm`` / ``bmm``) over
@@ -49,7 +51,7 @@ from miaudit.models.seeding import derive_seed
 from miaudit.seeds import check_user_seed
 from miaudit.text.stats import TokenStats
 
-__all__ = ["BANK_MAX_PARAMS", "BANK_MEMORY_BYTES", "LMBank", "bank_plan", "bank_token_statistics", "bank_unsupported", "train_lm_bank"]
+__all__ = ["BANK_MAX_PARAMS", "BANK_MEMORY_BYTES", "LMBank", "bank_plan", "bank_unsupported", "train_lm_bank"]
 
 # Per-layer parameter names of HF's GPT2Block, in the order the forward pass reads them.
 _LAYER_PARAMS = (
@@ -383,8 +385,3 @@ def train_lm_bank(
     if isinstance(texts, str) or not isinstance(texts, Sequence) or not texts:
         raise InputError("texts must be a non-empty list of document lists, one per model")
     return LMBank(base, len(texts), chunk=chunk).train(tokenizer, texts, epochs=epochs, lr=lr, batch_size=batch_size, seeds=seeds)
-
-
-def bank_token_statistics(bank: LMBank, tokenizer: Any, texts: Sequence[str], *, batch_size: int = 16) -> list[list[TokenStats]]:
-    """Per model of ``bank``, :func:`~miaudit.text.lm.token_statistics` of ``texts``."""
-    return bank.token_statistics(tokenizer, texts, batch_size=batch_size)

@@ -19,8 +19,9 @@ reason offline exists (an attacker that may not, or cannot, train per candidate 
 In both sets every pool document is IN for exactly K/2 references, so the pool serves as RMIA's
 population with OUT references for each of its documents. :func:`train_reference_set` trains
 the references together in banks (:mod:`miaudit.text.lm_bank`: the same models to float32
-rounding, several times faster for the small GPT-2s of this toolkit) where the public model is a
-GPT-2 the bank reproduces and a bank fits in :data:`~miaudit.text.lm_bank.BANK_MEMORY_BYTES`;
+rounding, measured 1.6x faster per model at the ``tiny`` size) where the public model is a
+GPT-2 the bank reproduces, small enough for a bank to pay
+(:data:`~miaudit.text.lm_bank.BANK_MAX_PARAMS`) and fitting :data:`~miaudit.text.lm_bank.BANK_MEMORY_BYTES`;
 otherwise one after another, each a deep copy of the public model. Each bank, or model, is
 scored on the evaluated and population documents as soon as it is trained, and only the
 statistics are kept.
@@ -100,26 +101,25 @@ def train_reference_set(
     recipe = {"epochs": epochs, "lr": lr, "batch_size": batch_size}
     seeds = [int(s) for s in seeds]
     scored = (evaluated, pool)
-    statistics: dict[int, tuple[list[TokenStats], ...]] = {}
-    fingerprint = model_fingerprint(base, tokenizer) if cache is not None else {}
-    keys = [reference_key(fingerprint, texts[j], seeds[j], recipe) for j in range(k)] if cache is not None else []
+    # per reference (evaluated, pool) statistics, compacted as soon as they exist (see compact)
+    statistics: dict[int, tuple[tuple[TokenStats, ...], ...]] = {}
+    keys: list[ModelKey] = []
     if cache is not None:
         from miaudit.text.lm import token_statistics
 
-        for j, key in enumerate(keys):
-            if key in cache:
-                model = copy.deepcopy(base)
-                model.load_state_dict(cache.load(key))
-                statistics[j] = tuple(token_statistics(model.eval(), tokenizer, d) for d in scored)
+        fingerprint = model_fingerprint(base, tokenizer)
+        keys = [reference_key(fingerprint, texts[j], seeds[j], recipe) for j in range(k)]
+        for j in (j for j, key in enumerate(keys) if key in cache):
+            model = copy.deepcopy(base)
+            model.load_state_dict(cache.load(keys[j]))
+            statistics[j] = tuple(compact(token_statistics(model.eval(), tokenizer, d)) for d in scored)
     missing = [j for j in range(k) if j not in statistics]
     trained = _trained_models(base, tokenizer, [texts[j] for j in missing], [seeds[j] for j in missing], scored, recipe)
     for j, (model, stats) in zip(missing, trained):
-        statistics[j] = stats
+        statistics[j] = tuple(compact(s) for s in stats)
         if cache is not None:
             cache.save(keys[j], model.state_dict())
-    on_evaluated = tuple(compact(statistics[j][0]) for j in range(k))
-    on_pool = tuple(compact(statistics[j][1]) for j in range(k))
-    return ReferenceSet(variant, on_evaluated, in_mask, on_pool, pool_in)
+    return ReferenceSet(variant, tuple(statistics[j][0] for j in range(k)), in_mask, tuple(statistics[j][1] for j in range(k)), pool_in)
 
 
 def model_fingerprint(base: Any, tokenizer: Any) -> dict[str, str]:
