@@ -125,12 +125,14 @@ def run_cnn(args: argparse.Namespace) -> None:
     x, y = np.asarray(ds.x[picked], dtype=np.float32), ds.y[picked]
     n, num_classes, shape = len(x), 10, tuple(x.shape[1:])
     arch = ArchConfig.of("cnn")
-    recipe = TrainingRecipe(optimizer="adam", lr=1e-3, epochs=args.epochs or 3, batch_size=64)
+    recipe = TrainingRecipe(optimizer="adam", lr=1e-3, epochs=args.epochs or 3, batch_size=64, augment=args.augment)
     splits = [rng.permutation(n) for _ in range(args.models)]
     train_sets, test_sets = [np.sort(p[: n // 2]) for p in splits], [np.sort(p[n // 2 :]) for p in splits]
     n_base = min(args.baseline_models or 4, args.models)
-    print(f"CIFAR-10: {n} images, each model on {n // 2}; default cnn; Adam 1e-3, {recipe.epochs} epochs, batch 64; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads; bank: {args.models} models, train_one: {n_base}")  # fmt: skip
+    rounds = max(1, args.rounds)
+    print(f"CIFAR-10: {n} images, each model on {n // 2}; default cnn; Adam 1e-3, {recipe.epochs} epochs, batch 64, "
+          f"augment {recipe.augment}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"bank: {args.models} models, train_one: {n_base}; {rounds} interleaved rounds")  # fmt: skip
     spec = ARCHITECTURES.get("cnn")
 
     def bank_with(engine: str) -> Callable[[list[int]], list[torch.nn.Module]]:
@@ -153,13 +155,15 @@ def run_cnn(args: argparse.Namespace) -> None:
         "d": Way("(d) ModelBank, vmap engine", bank_with("functional"), [list(range(args.models))]),
     }  # fmt: skip
     train_one(arch, replace(recipe, epochs=1), x[:128], y[:128], num_classes=num_classes, seed=0)  # warm-up
-    for way in ways.values():
-        if way.label[1] in args.skip:
-            continue
-        ids = way.rounds[0]
-        way.seconds = _timed(lambda: way.accuracies.extend(
-            accuracy(m, x[test_sets[i]], y[test_sets[i]], num_classes) for i, m in zip(ids, way.train(ids))))  # fmt: skip
-        way.count = len(ids)
+    for r in range(rounds):  # every round trains every way's models again, so a busy spell hits all ways
+        for way in ways.values():
+            if way.label[1] in args.skip:
+                continue
+            ids, trained = way.rounds[0], []
+            way.seconds += _timed(lambda: trained.extend(way.train(ids)))  # training only; testing is the same for every way
+            way.count += len(ids)
+            if r == 0:
+                way.accuracies = [accuracy(m, x[test_sets[i]], y[test_sets[i]], num_classes) for i, m in zip(ids, trained)]
     flops = step_flops(arch, shape, num_classes, recipe.batch_size) * (n // 2 / recipe.batch_size) * recipe.epochs
     peak = matmul_gflops()
     base = ways["b"].seconds / max(ways["b"].count, 1)
@@ -185,6 +189,7 @@ def main() -> None:
         help="interleave the three ways in this many rounds, so that a busy spell of a shared machine "
         "slows all of them alike (default 4)",
     )  # fmt: skip
+    parser.add_argument("--augment", default="none", help="--part cnn: the recipe's training augmentation (none, flip-crop)")
     parser.add_argument("--skip", default="", help="comma-separated ways to skip, e.g. 'a' or 'a,b'")
     args = parser.parse_args()
     if args.threads:

@@ -66,9 +66,12 @@ def check_augmentable(arch_name: str, input_shape: tuple[int, ...], augment: str
         raise ConfigError(f"training augmentation {augment!r} needs an image architecture (e.g. cnn), not {arch_name!r}")
 
 
-def apply(images: torch.Tensor, draws: Draws, padding: int) -> torch.Tensor:
+def apply(
+    images: torch.Tensor, draws: Draws, padding: int, memory_format: torch.memory_format = torch.contiguous_format
+) -> torch.Tensor:
     """``images`` (B, C, H, W) cropped at ``(dy, dx)`` from their zero-padded copy and flipped
-    where ``flip``: ``out[b, c, i, j] = padded[b, c, p + dy + i, p + dx + (W - 1 - j if flip else j)]``."""
+    where ``flip``: ``out[b, c, i, j] = padded[b, c, p + dy + i, p + dx + (W - 1 - j if flip else j)]``,
+    laid out in ``memory_format`` (the values do not depend on it)."""
     b, _, h, w = images.shape
     padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
     rows = padding + draws.dy.view(b, 1) + torch.arange(h).view(1, h)  # (B, H)
@@ -76,4 +79,4 @@ def apply(images: torch.Tensor, draws: Draws, padding: int) -> torch.Tensor:
     cols = torch.where(draws.flip.view(b, 1), w - 1 - cols, cols) + padding + draws.dx.view(b, 1)  # (B, W)
     batch = torch.arange(b).view(b, 1, 1)
     out = padded.permute(0, 2, 3, 1)[batch, rows.view(b, h, 1), cols.view(b, 1, w)]  # (B, H, W, C)
-    return out.permute(0, 3, 1, 2).contiguous()
+    return out.permute(0, 3, 1, 2).contiguous(memory_format=memory_format)

@@ -41,6 +41,7 @@ class StackedEngine(ABC):
     params: list[torch.Tensor]
     input_stats: tuple[torch.Tensor, torch.Tensor] | None
     augments = False  # whether gradients() applies augment_batch (image engines)
+    image_format = torch.contiguous_format  # the memory layout augment_batch returns images in
 
     def __init__(
         self,
@@ -95,7 +96,7 @@ class StackedEngine(ABC):
         shape = xb.shape
         draws = self.draws[step, :rows]
         flat = Draws(draws.flip.reshape(-1), draws.dy.reshape(-1), draws.dx.reshape(-1))
-        return apply(xb.reshape(-1, *shape[2:]), flat, self.recipe.crop_padding).view(shape)
+        return apply(xb.reshape(-1, *shape[2:]), flat, self.recipe.crop_padding, self.image_format).view(shape)
 
     def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The form of the data set's features that :meth:`gradients` indexes (default: as is)."""
