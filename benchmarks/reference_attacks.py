@@ -127,21 +127,24 @@ def memory(args: argparse.Namespace) -> None:
 
 def cifar10(args: argparse.Namespace) -> None:
     counts = (16,)
-    with tempfile.TemporaryDirectory() as cache:
-        print(f"\n## CIFAR-10, small CNN, {args.cifar_models} models on paired halves of {args.cifar_subset} records, "
-              f"{args.cifar_epochs} epochs, {args.cifar_targets} targets")
-        for augmentation in ("none", "flip-shift"):
+    options = {"channels": tuple(int(c) for c in args.cifar_channels.split(",")), "hidden": tuple(int(h) for h in args.cifar_hidden.split(","))}
+    recipe = {"epochs": args.cifar_epochs, "augment": args.cifar_augment}
+    with tempfile.TemporaryDirectory() as scratch:
+        cache = args.cifar_cache_dir or scratch  # a kept cache lets a second run rescore without training
+        print(f"\n## CIFAR-10, cnn {options}, {args.cifar_models} models on paired halves of {args.cifar_subset} records, "
+              f"{args.cifar_epochs} epochs, training augmentation {args.cifar_augment}, {args.cifar_targets} targets")
+        for augmentation in args.cifar_views.split(","):
             result = run_many_targets(
                 ManyTargetConfig(
                     "cifar10", n_models=args.cifar_models, n_targets=args.cifar_targets, reference_counts=counts,
-                    attacks=("loss", "lira-offline", "lira"), subset=args.cifar_subset,
-                    recipe={"epochs": args.cifar_epochs}, augmentation=augmentation, data_dir=_data_dir(), cache_dir=cache,
-                )
+                    attacks=("loss", "lira-offline", "lira"), subset=args.cifar_subset, model="cnn", model_options=options,
+                    recipe=recipe, augmentation=augmentation, data_dir=_data_dir(), cache_dir=cache,
+                ), progress=args.progress,
             )  # fmt: skip
             acc = np.array(result.test_accuracy)
-            print(f"\nquery views: {augmentation}; target test accuracy {acc.mean():.3f} ± {acc.std(ddof=1):.3f}; "
-                  f"training {result.train_seconds:.0f} s (0 when cached), scoring {result.score_seconds:.0f} s")
-            print(format_table(result))
+            print(f"\nquery views: {augmentation} ({result.query_views}); target test accuracy {acc.mean():.3f} ± {acc.std(ddof=1):.3f}; "
+                  f"training {result.train_seconds:.0f} s (0 when cached), scoring {result.score_seconds:.0f} s", flush=True)
+            print(format_table(result), flush=True)
 
 
 PARTS = {"location30": location30, "memory": memory, "cifar10": cifar10}
@@ -159,6 +162,12 @@ def main() -> None:
     p.add_argument("--cifar-targets", type=int, default=2)
     p.add_argument("--cifar-subset", type=int, default=6000)
     p.add_argument("--cifar-epochs", type=int, default=10)
+    p.add_argument("--cifar-channels", default="16,32", help="the cnn's convolution widths (default 16,32)")
+    p.add_argument("--cifar-hidden", default="64", help="the cnn's dense widths (default 64)")
+    p.add_argument("--cifar-augment", default="none", help="training augmentation of every model: none or flip-crop")
+    p.add_argument("--cifar-views", default="none,flip-shift", help="LiRA query views, one run each (auto: the training augmentation's)")
+    p.add_argument("--cifar-cache-dir", default=None, help="keep the trained models here (default: a temporary folder)")
+    p.add_argument("--progress", action="store_true", help="show training progress")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = p.parse_args()
     if args.threads:

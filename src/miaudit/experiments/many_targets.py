@@ -203,11 +203,17 @@ class ManyTargetResult:
     rows: list[dict[str, Any]]  # per (attack, k): mean and std over targets
     # Per target, at the largest k: the audit record (miaudit.core.record), one folder each.
     records: list[Any] = field(default_factory=list)
+    query_views: str = "none"  # the views config.augmentation resolved to
 
 
-def compute_outputs(models: list[Any], x: np.ndarray, y: np.ndarray, subsets: list[np.ndarray], augmentation: str) -> Outputs:
-    """Logit-scaled confidences (per query view), losses, ``p_y`` and BASE's ``s`` of every model on every record."""
-    _, views = augment.resolve(augmentation, tuple(x.shape[1:]))
+def compute_outputs(
+    models: list[Any], x: np.ndarray, y: np.ndarray, subsets: list[np.ndarray], augmentation: str, trained_with: str | None = None
+) -> Outputs:
+    """Logit-scaled confidences (per query view), losses, ``p_y`` and BASE's ``s`` of every model on every record.
+
+    ``augmentation`` names the query views ("auto" follows ``trained_with``, the models' training
+    augmentation, which the protocol's attacker knows: every model shares the recipe)."""
+    _, views = augment.resolve(augmentation, tuple(x.shape[1:]), trained_with)
     view_x = augment.views_of(x, views)
     phi = np.empty((len(view_x), len(models), len(y)))
     loss = np.empty((len(models), len(y)))
@@ -271,7 +277,7 @@ def run_many_targets(config: ManyTargetConfig, *, progress: bool = False, execut
     )  # fmt: skip
     models = [m.model for m in trained]
     trained_at = time.perf_counter()
-    outputs = compute_outputs(models, x, y, subsets, config.augmentation)
+    outputs = compute_outputs(models, x, y, subsets, config.augmentation, recipe.augment)
 
     per: dict[tuple[str, int], list[dict[str, float | None]]] = {}
     accuracy: list[float] = []
@@ -300,7 +306,8 @@ def run_many_targets(config: ManyTargetConfig, *, progress: bool = False, execut
     finished = time.perf_counter()
     rows = [_summarise(name, k, values) for (name, k), values in per.items()]
     return ManyTargetResult(
-        config, len(y), trained_at - started, finished - trained_at, config.n_models, accuracy, rows, records
+        config, len(y), trained_at - started, finished - trained_at, config.n_models, accuracy, rows, records,
+        augment.resolve(config.augmentation, tuple(x.shape[1:]), recipe.augment)[0],
     )
 
 

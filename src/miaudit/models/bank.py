@@ -44,6 +44,7 @@ from miaudit.io_utils import sha256_arrays
 from miaudit.models.architectures import ARCHITECTURES, ArchConfig, build_module
 from miaudit.models.batching import ChunkPlan
 from miaudit.models.cache import ModelCache, ModelKey
+from miaudit.models.device import current_device
 from miaudit.models.engine_base import ENGINES
 from miaudit.models.jobs import Executor, TrainJob
 from miaudit.models.inputs import as_features, as_index_array, as_labels, check_num_classes, same_length, to_tensors
@@ -197,8 +198,12 @@ class ModelBank:
         stacked = None
         if stats is not None:  # rows in stack order, like the modules
             stacked = tuple(torch.from_numpy(np.stack([stats[i][j] for i in plan.stack_order])) for j in (0, 1))
+        device = current_device()
+        if device.type != "cpu" and device.type in engine_cls.devices:  # else this engine trains on the CPU
+            modules, x, y = [m.to(device) for m in modules], x.to(device), y.to(device)
+            stacked = None if stacked is None else (stacked[0].to(device), stacked[1].to(device))
         engine = engine_cls(self.arch, self.recipe, input_shape, self.num_classes, modules, plan, stacked)
-        trained = engine.fit(x, y, on_epoch)
+        trained = [m.cpu() for m in engine.fit(x, y, on_epoch)]  # models leave training on the CPU
         by_position: list[nn.Module] = [nn.Module()] * len(subsets)
         for row, position in enumerate(plan.stack_order):
             by_position[position] = trained[row].eval()

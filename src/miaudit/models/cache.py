@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 
 from miaudit.errors import CacheError
 from miaudit.io_utils import atomic_path, sha256_arrays, stable_hash
+from miaudit.models.device import cache_tag
 from miaudit.models.architectures import ArchConfig
 from miaudit.models.recipe import TrainingRecipe
 from miaudit.paths import cache_dir
@@ -60,6 +61,8 @@ class ModelKey:
             "num_classes": int(num_classes),
             "input_shape": [int(d) for d in input_shape],
         }
+        if cache_tag():  # trained off the CPU: other kernels, other weights (CPU keys stay as they were)
+            inputs["device"] = cache_tag()
         # A JSON round trip makes the stored form and the requested form compare equal.
         inputs = json.loads(json.dumps(inputs, sort_keys=True))
         return cls(inputs=inputs, digest=stable_hash(inputs))

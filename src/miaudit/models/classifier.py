@@ -18,6 +18,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from miaudit.errors import InputError
+from miaudit.models.device import current_device
 
 LOG_PROB_FLOOR = 1e-12
 """Probabilities of scikit-learn estimators are clipped here before the log (log 0 = -inf)."""
@@ -80,14 +81,28 @@ class TorchClassifier(LogitClassifier):
         self.num_classes = int(num_classes)
         self.input_shape = tuple(input_shape) if input_shape is not None else None
 
+        self._placed: tuple[torch.device, nn.Module] | None = None  # a copy on the run's device, made once
+
     def predict_logits(self, x: np.ndarray) -> np.ndarray:
         arr = _check_x(x, self.input_shape)
         out = np.empty((len(arr), self.num_classes), dtype=np.float64)
+        device = current_device()
+        module = self._on(device)
         with torch.inference_mode():
             for start in range(0, len(arr), EVAL_BATCH):
                 batch = torch.from_numpy(arr[start : start + EVAL_BATCH])
-                out[start : start + len(batch)] = self.module(batch).double().numpy()
+                if device.type != "cpu":
+                    batch = batch.to(device)
+                out[start : start + len(batch)] = module(batch).double().cpu().numpy()
         return out
+
+    def _on(self, device: torch.device) -> nn.Module:
+        """The module on ``device``: itself on the CPU, else a copy kept for later queries."""
+        if device.type == "cpu":
+            return self.module
+        if self._placed is None or self._placed[0] != device:
+            self._placed = (device, copy.deepcopy(self.module).to(device))
+        return self._placed[1]
 
 
 class SklearnClassifier(LogitClassifier):
@@ -171,10 +186,15 @@ class BankClassifiers(Sequence[TorchClassifier]):
 
         run = vmap(one, in_dims=(0, 0, None))
         batch = max(1, EVAL_BATCH // max(1, len(self) // 8))  # bound the (K, batch, width) activations
+        device = current_device()
+        if device.type != "cpu":
+            params, buffers = ({k: v.to(device) for k, v in d.items()} for d in (params, buffers))
         with torch.inference_mode():
             for start in range(0, len(arr), batch):
                 xb = torch.from_numpy(arr[start : start + batch])
-                out[:, start : start + len(xb)] = run(params, buffers, xb).double().numpy()
+                if device.type != "cpu":
+                    xb = xb.to(device)
+                out[:, start : start + len(xb)] = run(params, buffers, xb).double().cpu().numpy()
         return out
 
     def predict_proba_all(self, x: np.ndarray) -> np.ndarray:

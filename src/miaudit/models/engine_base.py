@@ -42,6 +42,7 @@ class StackedEngine(ABC):
     input_stats: tuple[torch.Tensor, torch.Tensor] | None
     augments = False  # whether gradients() applies augment_batch (image engines)
     image_format = torch.contiguous_format  # the memory layout augment_batch returns images in
+    devices: tuple[str, ...] = ("cpu",)  # the torch device types it trains on (the bank keeps others on the CPU)
 
     def __init__(
         self,

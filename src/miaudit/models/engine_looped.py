@@ -57,6 +57,7 @@ def pool_before_relu(module: nn.Module) -> nn.Module:
 class LoopedEngine(StackedEngine):
     augments = True
     image_format = torch.channels_last
+    devices = ("cpu", "cuda")
 
     def setup(self) -> None:
         self.names = [n for n, _ in self.modules[0].named_parameters()]
@@ -69,7 +70,8 @@ class LoopedEngine(StackedEngine):
             for n, p in module.named_parameters():
                 p.data = self.stacked[n][k]  # a view: the stacked update moves the module
         self.runs = [pool_before_relu(m) for m in self.modules]
-        self.workers = max(1, min(torch.get_num_threads(), len(self.modules)))
+        cpu = self.params[0].device.type == "cpu"  # a GPU runs one model's kernels after another anyway
+        self.workers = max(1, min(torch.get_num_threads(), len(self.modules))) if cpu else 1
         self.pool = ThreadPoolExecutor(self.workers, initializer=torch.set_num_threads, initargs=(1,))
 
     def gradients(

@@ -79,7 +79,7 @@ class StackedAdam(StackedOptimizer):
         super().__init__(params, recipe, groups)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.groups]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=self.params[0].device) for _ in self.groups]
         self._fused = _fused_adam_available()
         # Per-group views of parameters and moments, built once: a step only slices gradients.
         self._views = [

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from miaudit.models.architectures import ArchConfig, build_module, init_module
+from miaudit.models.device import current_device
 from miaudit.models.augmentation import apply, augment_generator, check_augmentable, draw_epoch
 from miaudit.models.inputs import as_features, as_labels, check_num_classes, to_tensors
 from miaudit.models.optim import OPTIMIZERS
@@ -57,7 +58,10 @@ def train_one(
         x_np = standardize(x_np, *stats)
     xt, yt = to_tensors(x_np, as_labels(y, len(x_np), num_classes))
     check_augmentable(arch.name, tuple(x_np.shape[1:]), recipe.augment)
-    model = new_model(arch, tuple(x_np.shape[1:]), num_classes, seed)
+    model = new_model(arch, tuple(x_np.shape[1:]), num_classes, seed)  # initialised on the CPU: the same weights anywhere
+    device = current_device()
+    if device.type != "cpu":
+        model, xt, yt = model.to(device), xt.to(device), yt.to(device)
     model.train()
     optimizer = OPTIMIZERS.get(recipe.optimizer).torch(model.parameters(), recipe)
     order = order_generator(seed)
@@ -76,4 +80,5 @@ def train_one(
             loss = F.cross_entropy(model(xb), yt[idx])
             loss.backward()
             optimizer.step()
+    model = model.cpu()  # models leave training on the CPU (cache, saving, numpy-facing attacks)
     return model.eval() if stats is None else Standardized(model, *stats).eval()
