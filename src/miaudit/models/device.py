@@ -49,10 +49,6 @@ def current_device() -> torch.device:
     return _current.get()
 
 
-def on_cpu() -> bool:
-    return current_device().type == "cpu"
-
-
 @contextmanager
 def use_device(name: str | torch.device) -> Iterator[torch.device]:
     """Train and query on ``name`` (a :data:`DEVICES` name or a torch device) inside the block."""
