@@ -261,6 +261,36 @@ def test_online_references_are_in_for_half_of_the_models(tmp_path):
     np.testing.assert_array_equal(refs.in_candidates.sum(axis=0), 3)
 
 
+def test_online_references_train_on_the_targets_training_set_size(tmp_path):
+    from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
+    from miaudit.attacks.reference_models import train_online_references
+    from miaudit.threat import THREAT_MODELS
+
+    rng = np.random.default_rng(3)
+    pool_x, pool_y = rng.random((60, 5), dtype=np.float32), rng.integers(0, 3, 60)
+    x, y = rng.random((20, 5), dtype=np.float32), rng.integers(0, 3, 20)
+
+    def references(train_size):
+        knowledge = AttackerKnowledge(
+            threat=THREAT_MODELS.get("gray-box"), num_classes=3, input_shape=(5,), seed=0, pool_x=pool_x, pool_y=pool_y,
+            model=ModelSpec("random_forest", {}, recipe=object(), train_size=train_size),
+        )  # fmt: skip
+        return train_online_references(knowledge, x, y, 6)
+
+    refs = references(25)  # the target trained on 25 records: 10 candidates + 15 pool records each
+    sizes = refs.in_candidates.sum(axis=1) + refs.in_pool.sum(axis=1)
+    np.testing.assert_array_equal(sizes, 25)
+    np.testing.assert_array_equal(refs.in_candidates.sum(axis=0), 3)  # each candidate IN for one model of each pair
+    np.testing.assert_array_equal(refs.in_candidates[0::2] ^ refs.in_candidates[1::2], True)
+    np.testing.assert_array_equal(refs.out_candidates, ~refs.in_candidates)
+    halves = references(None)  # size unknown: halves of all 80 records, twice the target's 25 and more
+    np.testing.assert_array_equal(halves.in_candidates.sum(axis=1) + halves.in_pool.sum(axis=1), 40)
+    small = references(6)  # fewer than half the 20 candidates: each model trains on its half of them, no pool record
+    np.testing.assert_array_equal(small.in_candidates.sum(axis=1), 10)
+    assert not small.in_pool.any()
+    np.testing.assert_array_equal(small.in_candidates.sum(axis=0), 3)
+
+
 def test_rmia_auto_a_is_chosen_on_shadow_models(tmp_path):
     from miaudit.attacks.knowledge import AttackerKnowledge, ModelSpec
     from miaudit.attacks.rmia import RmiaOfflineAttack

@@ -65,16 +65,20 @@ def _flips_and_shifts() -> list[View]:
     return [_shifted(dy, dx, flip) for flip in (False, True) for dy, dx in SHIFTS]
 
 
+_AUTO_VIEWS = {"flip-crop": "flip", "none": "none"}  # the recipe's training augmentation -> "auto" query views
+
+
 def resolve(name: str, input_shape: tuple[int, ...], trained_with: str | None = None) -> tuple[str, list[View]]:
-    """The views for ``name`` and the name used. "auto": the training augmentation's views when
-    the attacker knows the target's recipe augments (``trained_with="flip-crop"``: identity and
-    mirror, as Carlini et al. query their flip-trained models), else flip-shift for images and
-    none otherwise."""
+    """The views for ``name`` and the name used. "auto": the training augmentation's views, as
+    Carlini et al. query their models, when the attacker knows the recipe (``trained_with``):
+    identity and mirror for ``"flip-crop"``, the record alone for ``"none"`` (views a model never
+    trained on only blur its scores); flip-shift for images of an unknown recipe; none for
+    records that are not images."""
     if name == "auto":
-        if trained_with == "flip-crop" and len(input_shape) == 3:
-            name = "flip"
+        if len(input_shape) != 3:
+            name = "none"
         else:
-            name = "flip-shift" if len(input_shape) == 3 else "none"
+            name = _AUTO_VIEWS.get(trained_with, "flip-shift") if trained_with is not None else "flip-shift"
     views = AUGMENTATIONS.get(name)()
     if name != "none" and len(input_shape) != 3:
         raise ConfigError(f"query augmentation {name!r} needs images shaped (C, H, W), the records are shaped {input_shape}")

@@ -11,6 +11,7 @@ Each subcommand lives in its own module and registers itself in :data:`COMMANDS`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -30,7 +31,7 @@ from miaudit.cli import (
     study_cmd,
     text_audit_cmd,
 )
-from miaudit.cli.common import COMMANDS, UsageError
+from miaudit.cli.common import COMMANDS, Command, UsageError
 from miaudit.cli.errors import quiet_warnings, report_failure
 from miaudit.limits import parse_limit, use_limits
 
@@ -56,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _device(args: argparse.Namespace, command: Command) -> contextlib.AbstractContextManager[object]:
+    """The run's torch device for a command that takes ``--device`` (torch loads only then)."""
+    if not command.torch:
+        return contextlib.nullcontext()
+    from miaudit.models.device import use_device
+
+    return use_device(args.device)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
@@ -65,8 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         changes = dict(parse_limit(text) for text in args.limit)
-        with quiet_warnings(verbose), use_limits(**changes):
-            return int(COMMANDS.get(args.command).run(args) or 0)
+        command = COMMANDS.get(args.command)
+        with quiet_warnings(verbose), use_limits(**changes), _device(args, command):
+            return int(command.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; finished models are cached, rerun to resume", file=sys.stderr)
         return 130

@@ -352,4 +352,4 @@ def _run(args: argparse.Namespace) -> int:
     return exit_code(args, record)
 
 
-COMMANDS.add("audit", Command("Audit a model: train the target, run the attacks, report.", _configure, _run))
+COMMANDS.add("audit", Command("Audit a model: train the target, run the attacks, report.", _configure, _run, torch=True))

@@ -21,14 +21,28 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class Command:
+    """A subcommand: its help, its flags, what it runs; ``torch`` when it trains or queries torch
+    models (it then takes ``--device`` and runs inside :func:`miaudit.models.device.use_device`)."""
+
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    torch: bool = False
 
     def add_parser(self, sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
         parser = sub.add_parser(name, help=self.help, description=self.help)
         self.configure(parser)
+        if self.torch:
+            add_device_flag(parser)
         add_safety_flags(parser)
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda``: where torch models train and answer (:mod:`miaudit.models.device`)."""
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"),
+        help="where torch models train and answer queries: auto (CUDA when torch sees a GPU, else the CPU; default), cpu, cuda",
+    )  # fmt: skip
 
 
 def add_safety_flags(parser: argparse.ArgumentParser) -> None:

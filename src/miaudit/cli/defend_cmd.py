@@ -93,4 +93,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.add("defend", Command("train defended targets, attack each, write a privacy-utility table and plot", _configure, _run))
+COMMANDS.add("defend", Command("train defended targets, attack each, write a privacy-utility table and plot", _configure, _run, torch=True))

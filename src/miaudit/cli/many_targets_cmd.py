@@ -72,5 +72,5 @@ def _run(args: argparse.Namespace) -> int:
 
 COMMANDS.add(
     "many-targets",
-    Command("Reference-model attacks (LiRA, RMIA, Attack-R) under the many-target protocol.", _configure, _run),
+    Command("Reference-model attacks (LiRA, RMIA, Attack-R) under the many-target protocol.", _configure, _run, torch=True),
 )

@@ -87,7 +87,7 @@ def _run_outputs(args: argparse.Namespace) -> int:
     return _run(args, config)
 
 
-COMMANDS.add("audit-model", Command("Audit your own model file on records with their truth (= audit --model-file).", _configure_model, _run_model))
+COMMANDS.add("audit-model", Command("Audit your own model file on records with their truth (= audit --model-file).", _configure_model, _run_model, torch=True))
 COMMANDS.add(
     "audit-outputs",
     Command("Audit precomputed model outputs (= audit --outputs; threshold-free metrics, no queries).", _configure_outputs, _run_outputs),

@@ -63,5 +63,5 @@ def _write_report(out_dir: Path) -> Path:
 
 COMMANDS.add(
     "privacy-audit",
-    Command("Empirical privacy audit: epsilon lower bounds from canaries, beside the accountant's epsilon.", _configure, _run),
+    Command("Empirical privacy audit: epsilon lower bounds from canaries, beside the accountant's epsilon.", _configure, _run, torch=True),
 )

@@ -113,5 +113,5 @@ def _run(args: argparse.Namespace) -> int:
 
 COMMANDS.add(
     "reproduce",
-    Command("Reproduce a published result: run its protocol over seeds, compare with the paper.", _configure, _run),
+    Command("Reproduce a published result: run its protocol over seeds, compare with the paper.", _configure, _run, torch=True),
 )

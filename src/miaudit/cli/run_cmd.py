@@ -123,5 +123,5 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.add("run", Command("Run an experiment grid from a TOML file (resumable).", _configure_run, _run))
+COMMANDS.add("run", Command("Run an experiment grid from a TOML file (resumable).", _configure_run, _run, torch=True))
 COMMANDS.add("results", Command("Print the combined table of a `miaudit run` results folder.", _configure_results, _results))

@@ -87,4 +87,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.add("study", Command("Run a cause-analysis study (the survey's section 6): a table and a plot.", _configure, _run))
+COMMANDS.add("study", Command("Run a cause-analysis study (the survey's section 6): a table and a plot.", _configure, _run, torch=True))

@@ -79,4 +79,4 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.add("audit-text", Command("Membership audit of a language model: a small GPT trained here, or your own folder.", _configure, _run))
+COMMANDS.add("audit-text", Command("Membership audit of a language model: a small GPT trained here, or your own folder.", _configure, _run, torch=True))

@@ -7,7 +7,7 @@ attacks see the target through :class:`TargetAccess` and their knowledge through
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -436,7 +436,11 @@ def prepare_audit(
             config.shadow_model, target=target, num_classes=dataset.num_classes,
             input_shape=dataset.feature_shape, recipe=config.shadow_recipe,
         )  # fmt: skip
-        attacker_model = stand_in.spec if stand_in is not None else ModelSpec("unknown")
+        # The stand-in trains like the user's target as far as the user says, at the size of the
+        # training records they name (the online attacks' references are that size too).
+        attacker_model = (
+            replace(stand_in.spec, train_size=len(split.target_in)) if stand_in is not None else ModelSpec("unknown")
+        )
         model_name = source.describe()
         model_options, recipe = {}, TrainingRecipe()
     pool = split.attacker_pool

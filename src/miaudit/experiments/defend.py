@@ -148,6 +148,7 @@ def adaptive_sizes(config: DefendConfig, defense: Any) -> dict[str, Any] | None:
     """The training and reference sizes of the adaptive attacker's defended shadows and online
     references for ``defense`` (None: naive attacker or no defense), from the split's sizes."""
     from miaudit.attacks.defended_plan import plan_sizes
+    from miaudit.attacks.reference_models import reference_train_size
     from miaudit.data import load_dataset
 
     if not config.adaptive or defense.name == "none":
@@ -158,8 +159,8 @@ def adaptive_sizes(config: DefendConfig, defense: Any) -> dict[str, Any] | None:
     ref = counts["population"] if defense.needs_reference else 0
     evaluated = n + counts["target_out"]  # the online references' candidates (before any subsampling)
     out: dict[str, Any] = {"target_train_size": n, "target_reference_size": ref}
-    for kind, records in (("shadows", pool), ("online_references", pool + evaluated)):
-        train, reference, note = plan_sizes(records, pool, n, ref)
+    for kind, records, size in (("shadows", pool, n), ("online_references", pool + evaluated, reference_train_size(n, evaluated))):
+        train, reference, note = plan_sizes(records, pool, size, ref)
         out[kind] = {"train_size": train, "reference_size": reference, "note": note}
     return out
 

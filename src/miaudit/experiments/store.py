@@ -65,15 +65,18 @@ def read_json(path: Path) -> Any:
 
 
 def versions() -> dict[str, str]:
-    """Versions that a bit-for-bit result depends on."""
+    """Versions that a bit-for-bit result depends on, and the device off the CPU (``--device``)."""
     import numpy
     import scipy
     import sklearn
     import torch
 
     from miaudit import __version__
+    from miaudit.models.device import current_device
 
+    device = current_device().type
     return {
+        **({"device": device} if device != "cpu" else {}),  # CPU runs: the keys of earlier runs, so they resume
         "miaudit": __version__,
         "python": platform.python_version(),
         "numpy": numpy.__version__,

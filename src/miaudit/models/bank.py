@@ -162,7 +162,8 @@ class ModelBank:
         """Each chunk as a job on the executor; weights are cached here as each job returns."""
         assert self.executor is not None
         jobs = [
-            TrainJob(self.arch, self.recipe, self.num_classes, tuple(subs[i] for i in chunk), tuple(seeds[i] for i in chunk))
+            TrainJob(self.arch, self.recipe, self.num_classes, tuple(subs[i] for i in chunk), tuple(seeds[i] for i in chunk),
+                     device=current_device().type)  # fmt: skip
             for chunk in chunks
         ]
         with self._reporter() as report:

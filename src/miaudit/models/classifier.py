@@ -87,7 +87,7 @@ class TorchClassifier(LogitClassifier):
         arr = _check_x(x, self.input_shape)
         out = np.empty((len(arr), self.num_classes), dtype=np.float64)
         device = current_device()
-        module = self._on(device)
+        module = self.on_device(device)
         with torch.inference_mode():
             for start in range(0, len(arr), EVAL_BATCH):
                 batch = torch.from_numpy(arr[start : start + EVAL_BATCH])
@@ -96,7 +96,7 @@ class TorchClassifier(LogitClassifier):
                 out[start : start + len(batch)] = module(batch).double().cpu().numpy()
         return out
 
-    def _on(self, device: torch.device) -> nn.Module:
+    def on_device(self, device: torch.device) -> nn.Module:
         """The module on ``device``: itself on the CPU, else a copy kept for later queries."""
         if device.type == "cpu":
             return self.module

@@ -35,15 +35,18 @@ __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RayExec
            "executor_from_options", "make_executor", "train_job"]  # fmt: skip
 
 def train_job(job: TrainJob, x: np.ndarray, y: np.ndarray, threads: int | None = None) -> list[State]:
-    """Train one block in this process (no cache) and return its models' weights, in job order."""
+    """Train one block in this process (no cache) on the job's device and return its models'
+    weights, in job order (a worker without the device refuses with a ConfigError)."""
     import torch
 
+    from miaudit.models.device import use_device
     from miaudit.models.standardize import inner_module
 
     if threads is not None:
         torch.set_num_threads(threads)
     bank = ModelBank(job.arch, job.recipe, num_classes=job.num_classes, max_models_per_pass=max(1, len(job.seeds)))
-    modules = bank.train(x, y, list(job.subsets), list(job.seeds))
+    with use_device(job.device):
+        modules = bank.train(x, y, list(job.subsets), list(job.seeds))
     # The network's weights only: the calling bank recomputes standardization statistics itself.
     return [
         {k: v.detach().contiguous().numpy().copy() for k, v in inner_module(m).state_dict().items()} for m in modules

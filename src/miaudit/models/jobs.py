@@ -32,6 +32,7 @@ class TrainJob:
     num_classes: int
     subsets: tuple[np.ndarray, ...]
     seeds: tuple[int, ...]
+    device: str = "cpu"  # the run's device type (miaudit.models.device), which a worker's own process cannot see
 
 
 class Executor(ABC):

@@ -16,7 +16,8 @@ gives each attack a fresh one, so a budget of N allows N queries *per attack*.
 Under a white-box threat model (and only then) an in-process torch target also answers
 ``losses``, ``gradients``, ``activations`` and ``parameters``; any other backend (a scikit-learn
 estimator, a model behind HTTP) raises :class:`AccessDeniedError`, as white-box access needs the
-module itself.
+module itself. These run on the run's device (``--device``; :mod:`miaudit.models.device`) and
+answer numpy arrays on the CPU.
 """
 
 from __future__ import annotations
@@ -166,11 +167,24 @@ class TargetAccess:
             )
         return module
 
-    def _white_box_batches(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, list[Any]]:
-        """Check access, inputs and budget; charge the records; return the module and torch batches."""
-        import torch
+    def _placed_module(self) -> Any:
+        """The white-box module on the run's device (:func:`miaudit.models.device.current_device`):
+        the module itself on the CPU, else the classifier's device copy."""
+        from miaudit.models.device import current_device
 
         module = self._white_box_module()
+        device = current_device()
+        if device.type == "cpu":
+            return module
+        on_device = getattr(getattr(self._backend, "model", None), "on_device", None)  # a TorchClassifier's copy
+        return on_device(device) if on_device is not None else module  # any other module answers on the CPU
+
+    def _white_box_batches(self, x: np.ndarray, y: np.ndarray | None = None) -> tuple[Any, list[Any]]:
+        """Check access, inputs and budget; charge the records; return the module (on the run's
+        device) and torch batches on the module's device."""
+        import torch
+
+        module = self._placed_module()
         x = self._check_input(x)
         if y is not None:
             y = np.asarray(y)
@@ -178,10 +192,13 @@ class TargetAccess:
                 raise InputError(f"labels must have shape ({len(x)},), got {y.shape}")
         self._charge(len(x))
         self.queries += len(x)
+        device = next(module.parameters(), torch.empty(0)).device
         batches = []
         for start in range(0, len(x), _WHITE_BOX_BATCH):
             xb = torch.from_numpy(np.ascontiguousarray(x[start : start + _WHITE_BOX_BATCH]))
             yb = None if y is None else torch.as_tensor(y[start : start + _WHITE_BOX_BATCH], dtype=torch.long)
+            if device.type != "cpu":
+                xb, yb = xb.to(device), None if yb is None else yb.to(device)
             batches.append((xb, yb))
         return module, batches
 
@@ -194,7 +211,7 @@ class TargetAccess:
         with torch.no_grad():
             for xb, yb in batches:
                 logp = torch.log_softmax(module(xb).double(), dim=1)
-                out.append(-logp.gather(1, yb[:, None])[:, 0].numpy())
+                out.append(-logp.gather(1, yb[:, None])[:, 0].cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
     def gradients(self, x: np.ndarray, y: np.ndarray, layers: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -209,7 +226,6 @@ class TargetAccess:
         import torch
         from torch.func import functional_call, grad, vmap
 
-        module = self._white_box_module()
         all_layers = self.parameter_layers()
         chosen = list(all_layers) if layers is None else list(layers)
         unknown = [name for name in chosen if name not in all_layers]
@@ -232,7 +248,7 @@ class TargetAccess:
             g = per_record(params, xb, yb)
             for layer, names in layers.items():
                 flat = torch.cat([g[name].reshape(len(xb), -1) for name in names], dim=1)
-                chunks[layer].append(flat.numpy())
+                chunks[layer].append(flat.cpu().numpy())
         n_total = sum(len(xb) for xb, _ in batches)
         return {
             layer: np.concatenate(parts)
@@ -262,7 +278,7 @@ class TargetAccess:
         current: list[tuple[int, np.ndarray]] = []
 
         def hook(layer: nn.Module, _inputs: Any, output: Any) -> None:
-            current.append((id(layer), output.detach().numpy().copy()))
+            current.append((id(layer), output.detach().cpu().numpy().copy()))
 
         handles = [layer.register_forward_hook(hook) for layer in layers]
         try:

@@ -20,6 +20,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerFast
 
 from miaudit.errors import ConfigError, InputError
+from miaudit.models.device import CPU, current_device
 from miaudit.models.seeding import derive_seed
 from miaudit.seeds import check_user_seed
 from miaudit.text.lm_folder import load_lm, save_lm
@@ -151,18 +152,19 @@ def train_lm(
 
     Documents are truncated to the model's context and padded per batch; padding is masked in
     attention and in the loss (label -100). Batch order and dropout come from ``seed``, so a
-    seed gives the same weights on CPU. Fine-tuning a pre-trained model is the same call.
+    seed gives the same weights on CPU. Fine-tuning a pre-trained model is the same call. It
+    trains on the run's device (``--device``) and the model comes back on the CPU.
     """
     seed = check_user_seed(seed)
     _check_recipe(epochs, lr, batch_size)
     encoded = _training_documents(tokenizer, texts, _context(model))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(lr))
     order = torch.Generator().manual_seed(derive_seed(seed, "lm/order"))
-    model.train()
-    with _seeded(seed, "lm/dropout"):
+    with _on_run_device(model) as device, _seeded(seed, "lm/dropout"):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=float(lr))
+        model.train()
         for _ in range(epochs):
             perm = torch.randperm(len(encoded), generator=order).tolist()
-            for ids, mask in _batches([encoded[i] for i in perm], batch_size, _pad_id(tokenizer)):
+            for ids, mask in _batches([encoded[i] for i in perm], batch_size, _pad_id(tokenizer), device):
                 labels = ids.masked_fill(mask == 0, -100)
                 loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
                 optimizer.zero_grad(set_to_none=True)
@@ -255,8 +257,8 @@ def _statistics(
     out: list[TokenStats] = []
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        for first, (ids, mask) in zip(range(0, len(rows), batch_size), _batches(rows, batch_size, _pad_id(tokenizer))):
+    with torch.no_grad(), _on_run_device(model) as device:
+        for first, (ids, mask) in zip(range(0, len(rows), batch_size), _batches(rows, batch_size, _pad_id(tokenizer), device)):
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             logp = torch.log_softmax(logits, dim=-1)
             p = logp.exp()
@@ -267,8 +269,8 @@ def _statistics(
             actual = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
             for row, n in enumerate(mask.sum(1).tolist()):
                 s = starts[first + row]
-                lp, mu, v = (t[row, s : n - 1].double().numpy() for t in (actual, mean, var))
-                out.append(TokenStats(lp, mu, v, n_tokens=n - s, token_ids=targets[row, s : n - 1].numpy().copy()))
+                lp, mu, v = (t[row, s : n - 1].double().cpu().numpy() for t in (actual, mean, var))
+                out.append(TokenStats(lp, mu, v, n_tokens=n - s, token_ids=targets[row, s : n - 1].cpu().numpy().copy()))
     model.train(was_training)
     return out
 
@@ -327,8 +329,10 @@ def _pad_id(tokenizer: PreTrainedTokenizerFast) -> int:
     return int(pad)
 
 
-def _batches(encoded: list[list[int]], batch_size: int, pad_id: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Right-padded (input_ids, attention_mask) batches of consecutive documents."""
+def _batches(
+    encoded: list[list[int]], batch_size: int, pad_id: int, device: torch.device = CPU
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Right-padded (input_ids, attention_mask) batches of consecutive documents, on ``device``."""
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start : start + batch_size]
         width = max(len(x) for x in chunk)
@@ -337,7 +341,23 @@ def _batches(encoded: list[list[int]], batch_size: int, pad_id: int) -> Iterator
         for row, x in enumerate(chunk):
             ids[row, : len(x)] = x
             mask[row, : len(x)] = 1
-        yield torch.from_numpy(ids), torch.from_numpy(mask)
+        ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+        yield (ids_t, mask_t) if device.type == "cpu" else (ids_t.to(device), mask_t.to(device))
+
+
+@contextlib.contextmanager
+def _on_run_device(model: PreTrainedModel) -> Iterator[torch.device]:
+    """``model`` on the run's device (:func:`miaudit.models.device.current_device`) inside the
+    block and back on the CPU after it; nothing moves on the CPU."""
+    device = current_device()
+    if device.type == "cpu":
+        yield device
+        return
+    model.to(device)
+    try:
+        yield device
+    finally:
+        model.to(CPU)
 
 
 @contextlib.contextmanager
