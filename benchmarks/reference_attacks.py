@@ -169,11 +169,15 @@ def main() -> None:
     p.add_argument("--cifar-cache-dir", default=None, help="keep the trained models here (default: a temporary folder)")
     p.add_argument("--progress", action="store_true", help="show training progress")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="where the models train and answer (default cpu)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    for part in args.part.split(","):
-        PARTS[part.strip()](args)
+    from miaudit.models.device import use_device
+
+    with use_device(args.device):
+        for part in args.part.split(","):
+            PARTS[part.strip()](args)
 
 
 if __name__ == "__main__":

@@ -191,12 +191,17 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--augment", default="none", help="--part cnn: the recipe's training augmentation (none, flip-crop)")
     parser.add_argument("--skip", default="", help="comma-separated ways to skip, e.g. 'a' or 'a,b'")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
+                        help="--part cnn: where train_one and the bank train (default cpu; the MLP part stays on the CPU)")  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.part == "cnn":
+        from miaudit.models.device import use_device
+
         args.models = args.models or 16
-        run_cnn(args)
+        with use_device(args.device):
+            run_cnn(args)
         return
     args.models = args.models or 64
     args.epochs = args.epochs or 30
