@@ -57,6 +57,21 @@ def _files(run_dir: Path) -> dict[str, bytes]:
     return out
 
 
+def _differences(a: dict[str, bytes], b: dict[str, bytes], events: list) -> str:
+    """Which files differ and, for JSON, where (a failure message that says what to look at)."""
+    lines = [f"only in one run: {sorted(set(a) ^ set(b))}"]
+    for name in sorted(set(a) & set(b)):
+        if a[name] != b[name]:
+            if name.endswith(".json"):
+                x, y = json.loads(a[name]), json.loads(b[name])
+                keys = sorted(k for k in set(x) | set(y) if x.get(k) != y.get(k)) if isinstance(x, dict) else "?"
+                lines.append(f"{name}: keys {keys}")
+            else:
+                lines.append(f"{name}: bytes differ")
+    lines.append(f"killed after events: {[e.get('event') for e in events][-6:]}")
+    return "; ".join(lines)
+
+
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory) -> Path:
     """The grid run once, uninterrupted, in this process, with its own fresh model cache."""
@@ -128,7 +143,8 @@ def test_sigkill_at_a_random_moment_then_rerun_gives_the_uninterrupted_results(r
     killed_events = read_events(run_dir)
     done = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
-    assert _files(run_dir) == _files(reference_run)
+    resumed, reference = _files(run_dir), _files(reference_run)
+    assert resumed == reference, _differences(resumed, reference, killed_events)
     # Nothing finished before the kill was computed again: each attack ran at most once overall.
     attacks = [(e["cell"], e["attack"]) for e in read_events(run_dir) if e.get("event") == "attack"]
     assert len(attacks) == len(set(attacks))
