@@ -9,8 +9,9 @@ pool followed by the candidates; when the attacker knows the target's training-s
 recipe, ``ModelSpec.train_size``) each pair of references splits the candidates into
 complementary halves and fills up to that size from the pool (:func:`target_size_plan`), else the
 whole set is split into paired complementary halves (:func:`half_splits`). Either way every
-candidate is IN for exactly one model of each pair. All references train at once in the ModelBank and are
-cached under the content of that set, so a second audit of the same records trains nothing.
+candidate is IN for exactly one model of each pair. All references train at once in the
+ModelBank and are cached under the content of that set, so a second audit of the same records
+trains nothing.
 They train through :func:`miaudit.attacks.train_models.train_models`, like the shadow models:
 an adaptive attacker's references are built with the target's defense (``ModelSpec.defense``),
 and a defense that needs reference data gets a reference set of the defender's size from the
@@ -59,8 +60,8 @@ def target_size_plan(spec: ModelSpec, n_records: int, n_models: int, *, seed: in
 
     Carlini et al. train the target and every reference on same-size random halves of one set;
     references on half of pool + candidates would train on about twice as many records as the
-    target here (the default split gives the pool and the scored records as many as the target's
-    training set, each). So each pair of references splits the candidates (records
+    target here (the default split gives the attacker a pool twice the target's training set and
+    scores twice as many records). So each pair of references splits the candidates (records
     ``n_pool..n_records``) into complementary halves and fills each model's training set up to the
     target's size with pool records (:func:`~miaudit.attacks.defended_plan.defended_plan`, with
     the target's defense and reference data when the attacker adapts). When half the candidates
