@@ -72,11 +72,14 @@ def apply(
     """``images`` (B, C, H, W) cropped at ``(dy, dx)`` from their zero-padded copy and flipped
     where ``flip``: ``out[b, c, i, j] = padded[b, c, p + dy + i, p + dx + (W - 1 - j if flip else j)]``,
     laid out in ``memory_format`` (the values do not depend on it)."""
-    b, _, h, w = images.shape
-    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    b, c, h, w = images.shape
+    hp, wp = h + 2 * padding, w + 2 * padding
+    # Pixels as rows of C channels (channels-last), gathered with one index_select on flat row
+    # numbers: about 2x faster than multi-dimensional advanced indexing here, the same values.
+    padded = torch.nn.functional.pad(images.permute(0, 2, 3, 1), (0, 0, padding, padding, padding, padding))  # (B, Hp, Wp, C)
     rows = padding + draws.dy.view(b, 1) + torch.arange(h).view(1, h)  # (B, H)
     cols = torch.arange(w).view(1, w).expand(b, w)
     cols = torch.where(draws.flip.view(b, 1), w - 1 - cols, cols) + padding + draws.dx.view(b, 1)  # (B, W)
-    batch = torch.arange(b).view(b, 1, 1)
-    out = padded.permute(0, 2, 3, 1)[batch, rows.view(b, h, 1), cols.view(b, 1, w)]  # (B, H, W, C)
+    flat = (torch.arange(b).view(b, 1, 1) * hp + rows.view(b, h, 1)) * wp + cols.view(b, 1, w)  # (B, H, W)
+    out = padded.reshape(b * hp * wp, c).index_select(0, flat.reshape(-1)).view(b, h, w, c)
     return out.permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
