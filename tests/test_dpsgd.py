@@ -139,3 +139,15 @@ def test_dpsgd_at_epsilon_8_beats_the_majority_class_rate(small):
     majority = majority_class_rate(ds.y[task.private_idx], ds.y[test])
     assert defended.info["epsilon"] <= 8.0 + 1e-9
     assert _accuracy(defended.model, ds.x[test], ds.y[test]) >= majority + MARGIN_OVER_MAJORITY
+
+
+def test_dpsgd_refuses_batch_norm_in_one_line():
+    """Batch norm mixes a batch's records, so DP-SGD's per-record clipping (and its epsilon) does
+    not hold: a ConfigError before training, not Opacus' traceback."""
+    rng = np.random.default_rng(0)
+    task = TrainingTask(
+        x=rng.random((40, 3, 8, 8), dtype=np.float32), y=rng.integers(0, 2, 40), private_idx=np.arange(20),
+        reference_idx=None, num_classes=2, seed=0, model="resnet", options={"widths": (4, 8)}, recipe=TrainingRecipe(),
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="batch norm"):
+        parse_defense("dpsgd:epsilon=4").build(task)

@@ -15,10 +15,13 @@ from miaudit.models import (
     train_bank,
     train_one,
 )
+from miaudit.models.architectures import build_module
+from miaudit.models.classifier import BankClassifiers, TorchClassifier
 
 NUM_CLASSES = 4
 MLP = ArchConfig.of("mlp", hidden=(16, 8), activation="tanh")
 CNN = ArchConfig.of("cnn", channels=(3, 4), hidden=(8,))
+RESNET = ArchConfig.of("resnet", widths=(4, 8), blocks=1)  # batch norm: each model's running statistics its own
 
 
 def _data(shape: tuple[int, ...], n: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +61,10 @@ def _assert_same_models(a: list[torch.nn.Module], b: list[torch.nn.Module], exac
         (ArchConfig.of("mlp", hidden=(8,), activation="relu"), (1, 8, 8), TrainingRecipe(lr=1e-2, epochs=2, batch_size=8, weight_decay=1e-2)),
         (CNN, (1, 8, 8), TrainingRecipe(optimizer="adam", lr=1e-2, epochs=2, batch_size=16)),
         (CNN, (1, 8, 8), TrainingRecipe(optimizer="sgd", lr=0.05, epochs=2, batch_size=16, schedule="cosine")),
+        (RESNET, (3, 8, 8), TrainingRecipe(optimizer="adam", lr=1e-2, epochs=2, batch_size=16)),
+        (RESNET, (3, 8, 8), TrainingRecipe(optimizer="sgd", lr=0.05, momentum=0.9, epochs=2, batch_size=16, augment="flip-crop")),
     ],
-    ids=["mlp-adam", "mlp-sgd-cosine", "mlp-linear-relu", "mlp-images", "cnn-adam", "cnn-sgd"],
+    ids=["mlp-adam", "mlp-sgd-cosine", "mlp-linear-relu", "mlp-images", "cnn-adam", "cnn-sgd", "resnet-adam", "resnet-sgd-augmented"],
 )
 def test_bank_equals_train_one_with_unequal_subsets(arch: ArchConfig, shape: tuple[int, ...], recipe: TrainingRecipe) -> None:
     x, y = _data(shape)
@@ -269,3 +274,33 @@ def test_sgd_with_zero_momentum_is_plain_sgd_in_the_bank_and_in_train_one() -> N
             torch.testing.assert_close(trained, p - 0.05 * p.grad, rtol=0, atol=1e-7)
     (banked,) = ModelBank(GLOROT_MLP, recipe, num_classes=NUM_CLASSES).train(x, y, [np.arange(20)], [9])
     assert _max_param_diff(banked, model) < 1e-6
+
+
+def test_resnet_keeps_each_models_batch_norm_statistics_through_the_cache(tmp_path) -> None:
+    """Batch norm's running statistics are buffers: the bank keeps them per model, the cache
+    stores them (a second bank trains nothing and gives the same modules bit for bit), and the
+    stacked evaluation of BankClassifiers uses each model's own."""
+    x, y = _data((3, 8, 8))
+    subsets, recipe = _subsets(len(x), (60, 60)), TrainingRecipe(epochs=2, batch_size=16)
+    first = ModelBank(RESNET, recipe, num_classes=NUM_CLASSES, cache=ModelCache(tmp_path)).train(x, y, subsets, [1, 2])
+    means = [m.state_dict()["1.running_mean"] for m in first]
+    assert not torch.equal(means[0], means[1]) and not torch.equal(means[0], torch.zeros_like(means[0]))
+    again_bank = ModelBank(RESNET, recipe, num_classes=NUM_CLASSES, cache=ModelCache(tmp_path))
+    again = again_bank.train(x, y, subsets, [1, 2])
+    assert again_bank.trained == 0
+    _assert_same_models(first, again, exact=True)
+    stacked = BankClassifiers(first, NUM_CLASSES, (3, 8, 8)).predict_logits_all(x[:9])
+    for k, model in enumerate(first):
+        np.testing.assert_allclose(stacked[k], TorchClassifier(model, NUM_CLASSES, (3, 8, 8)).predict_logits(x[:9]), atol=1e-5)
+
+
+def test_resnet_refuses_inputs_it_cannot_take() -> None:
+    from miaudit.errors import ConfigError
+
+    x, y = _data((12,))
+    with pytest.raises(ConfigError, match="resnet needs images"):
+        ModelBank(RESNET, TrainingRecipe(epochs=1), num_classes=NUM_CLASSES).train(x, y, _subsets(len(x), (10,)), [1])
+    with pytest.raises(ConfigError, match="at least 4x4"):
+        build_module(RESNET, (3, 2, 2), NUM_CLASSES)
+    with pytest.raises(ConfigError, match="blocks"):
+        ArchConfig.of("resnet", blocks=0).resolved()

@@ -244,6 +244,11 @@ def train_dp(
     batch_size = min(recipe.batch_size, len(y))
     options = dp_model_options(task, params)
     module = new_module(dataclasses.replace(task, options=options))
+    if any(isinstance(layer, torch.nn.modules.batchnorm._NormBase) for layer in module.modules()):
+        from miaudit.errors import ConfigError
+
+        # Batch statistics mix the records of a batch, so per-record gradients (and epsilon) are undefined.
+        raise ConfigError(f"DP-SGD cannot train {task.model!r}: batch norm mixes the records of a batch; use a model without it (cnn, mlp)")
     pretrained = 0
     if params.get("pretrain", "none") == "reference":
         # Public-data pretraining (Tramer & Boneh, ICLR 2021; De et al. 2022): the task's

@@ -264,6 +264,72 @@ ARCHITECTURES.add(
 )
 
 
+class _BasicBlock(nn.Module):
+    """He et al.'s basic residual block (CVPR 2016): conv3x3-BN-ReLU-conv3x3-BN plus the input
+    (through a 1x1 convolution and BN when the stride or width changes), then ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch))
+            if stride != 1 or in_ch != out_ch
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def _resnet(input_shape: tuple[int, ...], num_classes: int, *, widths: tuple[int, ...], blocks: int) -> nn.Module:
+    if len(input_shape) != 3:
+        raise ConfigError(f"resnet needs images shaped (channels, height, width), got input shape {input_shape}")
+    if int(blocks) < 1:
+        raise ConfigError(f"resnet needs at least 1 block per stage, got blocks={blocks}")
+    shrink = 2 ** len(widths)  # the last stage's maps are at least 2x2, so batch norm sees 2+ values per channel
+    if input_shape[1] < shrink or input_shape[2] < shrink:
+        raise ConfigError(
+            f"resnet with {len(widths)} stages needs images of at least {shrink}x{shrink}, got "
+            f"{input_shape[1]}x{input_shape[2]}; use fewer widths"
+        )
+    in_ch = input_shape[0]
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
+    in_ch = widths[0]
+    for stage, width in enumerate(widths):
+        for b in range(int(blocks)):
+            layers.append(_BasicBlock(in_ch, width, 2 if stage > 0 and b == 0 else 1))  # each later stage halves the size
+            in_ch = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def _positive_int(name: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        return int(value)
+
+    return check
+
+
+ARCHITECTURES.add(
+    "resnet",
+    ArchSpec(
+        build=_resnet,
+        # CIFAR ResNet-8 shape (He et al.: 16-32-64 widths, n blocks per stage); batch norm's
+        # running statistics are buffers of each model, so every model of a bank keeps its own.
+        defaults={"widths": (16, 32, 64), "blocks": 1},
+        engine="looped",
+        description="small residual network with batch norm: a conv stem, stages of basic blocks (stride 2 between stages), global average pooling",
+        validators={"widths": _positive_ints("widths", allow_empty=False), "blocks": _positive_int("blocks")},
+    ),
+)
+
+
 def build_module(
     arch: ArchConfig, input_shape: tuple[int, ...], num_classes: int, *, empty: bool = False
 ) -> nn.Module:
@@ -349,9 +415,14 @@ def init_module(module: nn.Module, generator: torch.Generator, init: str = "torc
 
     ``init`` is a name in :data:`INITIALIZERS`: ``"torch"`` (PyTorch's default) or
     ``"glorot_uniform"``. Draws come from the explicit generator and in module order, so that a
-    seed fixes the initial weights whatever else used the global generator.
+    seed fixes the initial weights whatever else used the global generator. Batch-norm layers
+    get their fixed starting values (no draw), so modules built ``empty`` are fully set.
     """
-    return INITIALIZERS.get(init)(module, generator)
+    module = INITIALIZERS.get(init)(module, generator)
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.batchnorm._NormBase):
+            layer.reset_parameters()  # scale 1, shift 0, running mean 0 and variance 1: no draw
+    return module
 
 
 def architecture_names() -> list[str]:
