@@ -72,10 +72,10 @@ def test_softmax_is_stable() -> None:
 
 def test_names_and_unknown_name() -> None:
     names = model_names()
-    assert {"mlp", "cnn", "logreg", "decision_tree", "random_forest", "gaussian_nb", "bernoulli_nb", "gradient_boosting"} <= set(names)
+    assert {"mlp", "cnn", "resnet", "logreg", "decision_tree", "random_forest", "gaussian_nb", "bernoulli_nb", "gradient_boosting"} <= set(names)
     x, y = _blobs()
     with pytest.raises(UnknownNameError) as err:
-        fit_classifier("resnet", x, y, num_classes=3, seed=0)
+        fit_classifier("wide_resnet", x, y, num_classes=3, seed=0)
     assert all(name in str(err.value) for name in names)
 
 
